@@ -1,0 +1,161 @@
+// Step 6 of the packet path: freshness window and the record of accepted knocks, persisted so a restart (even kill -9) cannot reopen a used knock. Input: verified knocks only.
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { concat, toHex, utf8 } from './bytes.ts';
+import type { KeyId } from './bytes.ts';
+import { DROP, drop, ok } from './reasons.ts';
+import type { Result } from './reasons.ts';
+import { sodium } from './sodium.ts';
+
+export function checkFreshness(timestampMs: number, nowMs: number, windowMs: number): Result<true> {
+  const skewMs = timestampMs - nowMs;
+  if (Math.abs(skewMs) > windowMs) return drop(DROP.stale, { skewMs, windowMs });
+  return ok(true);
+}
+
+const DIGEST_BYTES = 16;
+const RECORD_BYTES = DIGEST_BYTES + 8;
+const SEGMENT = /^replay-(\d{13,16})\.log$/;
+
+/** Replay digest = BLAKE2b-128("sesame/v1/replay" || key id || exact payload bytes). */
+export function replayDigest(id: KeyId, payloadBytes: Uint8Array): Uint8Array {
+  return sodium().crypto_generichash(DIGEST_BYTES, concat(utf8('sesame/v1/replay'), id, payloadBytes), null);
+}
+
+interface Segment {
+  readonly path: string;
+  readonly startMs: number;
+  maxExpiresMs: number;
+}
+
+export interface ReplayOptions {
+  readonly dir: string;
+  readonly windowMs: number;
+  readonly maxEntries: number;
+  readonly now: () => number;
+}
+
+/**
+ * Digests of accepted knocks, each kept until its timestamp leaves the window.
+ * checkAndCommit is synchronous (no await between check and commit); durable() resolves once every
+ * committed record is fdatasync'ed, so callers open the firewall only for knocks that are on disk.
+ */
+export class ReplayStore {
+  private readonly seen = new Map<string, number>();
+  private readonly segments: Segment[] = [];
+  private fd = -1;
+  private pending: Uint8Array[] = [];
+  private flushing: Promise<void> | undefined;
+  private nextPruneMs = 0;
+  private readonly opts: ReplayOptions;
+
+  constructor(opts: ReplayOptions) {
+    this.opts = opts;
+    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+    this.load();
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+
+  private load(): void {
+    const now = this.opts.now();
+    for (const name of readdirSync(this.opts.dir).sort()) {
+      const m = SEGMENT.exec(name);
+      if (m === null) continue;
+      const path = join(this.opts.dir, name);
+      const data = readFileSync(path);
+      const segment: Segment = { path, startMs: Number(m[1]), maxExpiresMs: 0 };
+      // A torn final record (crash mid-write) is ignored: its knock never reached the firewall.
+      for (let at = 0; at + RECORD_BYTES <= data.length; at += RECORD_BYTES) {
+        const expiresMs = Number(data.readBigUInt64BE(at + DIGEST_BYTES));
+        segment.maxExpiresMs = Math.max(segment.maxExpiresMs, expiresMs);
+        if (expiresMs > now) this.seen.set(data.toString('hex', at, at + DIGEST_BYTES), expiresMs);
+      }
+      this.segments.push(segment);
+    }
+    this.prune(now);
+  }
+
+  checkAndCommit(digest: Uint8Array, timestampMs: number): Result<true> {
+    const key = toHex(digest);
+    if (this.seen.has(key)) return drop(DROP.replay);
+    const now = this.opts.now();
+    if (now >= this.nextPruneMs || this.seen.size >= this.opts.maxEntries) this.prune(now);
+    if (this.seen.size >= this.opts.maxEntries) return drop(DROP.replayFull, { entries: this.seen.size });
+    const expiresMs = Math.max(timestampMs, now) + this.opts.windowMs;
+    this.seen.set(key, expiresMs);
+    const record = new Uint8Array(RECORD_BYTES);
+    record.set(digest);
+    new DataView(record.buffer).setBigUint64(DIGEST_BYTES, BigInt(expiresMs));
+    this.pending.push(record);
+    const segment = this.currentSegment(now);
+    segment.maxExpiresMs = Math.max(segment.maxExpiresMs, expiresMs);
+    return ok(true);
+  }
+
+  /** Resolves once every record committed so far is on disk; concurrent callers share one fdatasync. */
+  durable(): Promise<void> {
+    if (this.pending.length === 0 && this.flushing === undefined) return Promise.resolve();
+    this.flushing ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.flushing = undefined;
+        try {
+          this.flush();
+          resolve();
+        } catch (err) {
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+    });
+    return this.flushing;
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = concat(...this.pending);
+    this.pending = [];
+    writeSync(this.fd, batch);
+    fdatasyncSync(this.fd);
+  }
+
+  private currentSegment(now: number): Segment {
+    const last = this.segments[this.segments.length - 1];
+    if (last !== undefined && this.fd >= 0 && now - last.startMs < this.opts.windowMs) return last;
+    this.flush();
+    if (this.fd >= 0) closeSync(this.fd);
+    const segment: Segment = { path: join(this.opts.dir, `replay-${String(now).padStart(13, '0')}.log`), startMs: now, maxExpiresMs: 0 };
+    this.fd = openSync(segment.path, 'a', 0o600);
+    this.syncDir();
+    this.segments.push(segment);
+    return segment;
+  }
+
+  private syncDir(): void {
+    const dirFd = openSync(this.opts.dir, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+  }
+
+  private prune(now: number): void {
+    for (const [key, expiresMs] of this.seen) if (expiresMs <= now) this.seen.delete(key);
+    const current = this.segments[this.segments.length - 1];
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const s = this.segments[i];
+      if (s === undefined || (s === current && this.fd >= 0) || s.maxExpiresMs > now) continue;
+      unlinkSync(s.path);
+      this.segments.splice(i, 1);
+    }
+    this.nextPruneMs = now + Math.max(1000, this.opts.windowMs / 4);
+  }
+
+  close(): void {
+    this.flush();
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
