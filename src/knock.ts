@@ -1,4 +1,5 @@
 // The one module that builds knock packets (client side). Inputs are typed values from the caller; randomness is injected so test vectors are reproducible.
+import { randomFillSync } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import type { Access } from './access.ts';
 import type { Address } from './address.ts';
@@ -47,15 +48,22 @@ export function seal(plain: Uint8Array, server: ServerPublicKey, random: RandomB
   return concat(eph.publicKey, boxed);
 }
 
+/** Seals an inner plaintext (key id | signature | payload) and frames it: header | sealed box | mac1. */
+export function framePacket(inner: Uint8Array, server: ServerPublicKey, random: RandomBytes): Uint8Array {
+  const macInput = concat(WIRE.header, seal(inner, server, random));
+  return concat(macInput, sodium().crypto_generichash(WIRE.mac1Bytes, macInput, deriveMac1Key(server)));
+}
+
 export function buildKnock(request: KnockRequest, user: UserKeys, server: ServerPublicKey, nowMs: number, random: RandomBytes): Uint8Array {
-  const na = sodium();
   const payloadBytes = encodePayload(request, nowMs, random(WIRE.nonceBytes));
-  const signature = na.crypto_sign_detached(signedMessage(server, payloadBytes), user.secretKey);
-  const box = seal(concat(deriveKeyId(user.publicKey), signature, payloadBytes), server, random);
-  const macInput = concat(WIRE.header, box);
-  const packet = concat(macInput, na.crypto_generichash(WIRE.mac1Bytes, macInput, deriveMac1Key(server)));
+  const signature = sodium().crypto_sign_detached(signedMessage(server, payloadBytes), user.secretKey);
+  const packet = framePacket(concat(deriveKeyId(user.publicKey), signature, payloadBytes), server, random);
   if (packet.length > MAX_PACKET_BYTES) throw new RangeError(`knock is ${packet.length} bytes, over the ${MAX_PACKET_BYTES}-byte limit: ask for fewer ports`);
   return packet;
 }
 
-export const systemRandom: RandomBytes = (n) => sodium().randombytes_buf(n);
+/**
+ * The OS CSPRNG. libsodium.js's randombytes_buf draws from this same source (node:crypto) four bytes per
+ * JS callback, which costs ~100 µs per call here; filling the buffer directly is the same randomness, ~100x cheaper.
+ */
+export const systemRandom: RandomBytes = (n) => randomFillSync(new Uint8Array(n));

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// sesame's command-line entry: dispatches to one module per subcommand and turns operator errors into a message and an exit code.
+import { readFileSync } from 'node:fs';
+import { EXIT, OperatorError } from './errors.ts';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  keygen: { summary: 'create a user key (Ed25519) or, with --server, a server key (X25519)', load: async () => (await import('./cmd-keygen.ts')).keygen },
+};
+
+export function version(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  return typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    'usage: sesame <command> [options]',
+    '',
+    'Single-packet authorization: one signed, encrypted UDP knock opens a port in nftables for a limited time.',
+    '',
+    'commands:',
+    ...lines,
+    `  ${'help'.padEnd(width)}  show this text, or "help COMMAND" for one command`,
+    '',
+    'options: --version, --help. Every command takes --help.',
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h') {
+    process.stdout.write(`${usage()}\n`);
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`sesame ${version()}\n`);
+    return EXIT.ok;
+  }
+  if (name === 'help') {
+    const topic = rest[0];
+    if (topic === undefined) {
+      process.stdout.write(`${usage()}\n`);
+      return EXIT.ok;
+    }
+    return main([topic, '--help']);
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    process.stderr.write(`sesame: unknown command "${name}"\n\n${usage()}\n`);
+    return EXIT.usage;
+  }
+  return (await command.load())(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof OperatorError) {
+      process.stderr.write(`sesame: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+    } else if (err instanceof TypeError && 'code' in err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`sesame: ${err.message}\n(see --help)\n`);
+      process.exitCode = EXIT.usage;
+    } else {
+      process.stderr.write(`sesame: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = EXIT.failure;
+    }
+  },
+);

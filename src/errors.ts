@@ -1,0 +1,33 @@
+// Operator errors (bad flags, config, key files) and the exit codes they map to. Packet drops are never errors: see reasons.ts.
+
+export const EXIT = {
+  ok: 0,
+  /** Something failed that has no more specific code. */
+  failure: 1,
+  /** Bad command line. */
+  usage: 2,
+  /** Config, users or client profile file missing or invalid. */
+  config: 3,
+  /** Key file missing, malformed, too open, or refusing to overwrite. */
+  key: 4,
+  /** Host name does not resolve. */
+  host: 5,
+  /** Knock sent but the port did not open in time (--wait). */
+  notOpened: 6,
+  /** The firewall backend could not start or is not permitted. */
+  firewall: 7,
+  /** Network send failed. */
+  network: 8,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** An error the operator can fix; its message is printed as is, without a stack. */
+export class OperatorError extends Error {
+  readonly exitCode: ExitCode;
+  constructor(message: string, exitCode: ExitCode) {
+    super(message);
+    this.name = 'OperatorError';
+    this.exitCode = exitCode;
+  }
+}
