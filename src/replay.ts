@@ -42,6 +42,8 @@ export interface ReplayOptions {
  */
 export class ReplayStore {
   private readonly seen = new Map<string, number>();
+  /** mac1 of accepted packets, memory only: lets byte-for-byte replays die before any public-key work. */
+  private readonly macs = new Map<string, number>();
   private readonly segments: Segment[] = [];
   private fd = -1;
   private pending: Uint8Array[] = [];
@@ -78,20 +80,26 @@ export class ReplayStore {
     this.prune(now);
   }
 
-  checkAndCommit(digest: Uint8Array, timestampMs: number): Result<true> {
+  /** Cheap early check: was this exact packet (identified by its mac1) accepted already? */
+  seenPacket(mac1: Uint8Array): boolean {
+    return this.macs.has(toHex(mac1));
+  }
+
+  checkAndCommit(digest: Uint8Array, mac1: Uint8Array, timestampMs: number): Result<true> {
     const key = toHex(digest);
     if (this.seen.has(key)) return drop(DROP.replay);
     const now = this.opts.now();
+    const segment = this.currentSegment(now);
     if (now >= this.nextPruneMs || this.seen.size >= this.opts.maxEntries) this.prune(now);
     if (this.seen.size >= this.opts.maxEntries) return drop(DROP.replayFull, { entries: this.seen.size });
     const expiresMs = Math.max(timestampMs, now) + this.opts.windowMs;
     this.seen.set(key, expiresMs);
+    this.macs.set(toHex(mac1), expiresMs);
     const record = new Uint8Array(RECORD_BYTES);
     record.set(digest);
     new DataView(record.buffer).setBigUint64(DIGEST_BYTES, BigInt(expiresMs));
-    this.pending.push(record);
-    const segment = this.currentSegment(now);
     segment.maxExpiresMs = Math.max(segment.maxExpiresMs, expiresMs);
+    this.pending.push(record);
     return ok(true);
   }
 
@@ -113,7 +121,7 @@ export class ReplayStore {
   }
 
   private flush(): void {
-    if (this.pending.length === 0) return;
+    if (this.pending.length === 0 || this.fd < 0) return;
     const batch = concat(...this.pending);
     this.pending = [];
     writeSync(this.fd, batch);
@@ -123,8 +131,10 @@ export class ReplayStore {
   private currentSegment(now: number): Segment {
     const last = this.segments[this.segments.length - 1];
     if (last !== undefined && this.fd >= 0 && now - last.startMs < this.opts.windowMs) return last;
-    this.flush();
-    if (this.fd >= 0) closeSync(this.fd);
+    if (this.fd >= 0) {
+      this.flush();
+      closeSync(this.fd);
+    }
     const segment: Segment = { path: join(this.opts.dir, `replay-${String(now).padStart(13, '0')}.log`), startMs: now, maxExpiresMs: 0 };
     this.fd = openSync(segment.path, 'a', 0o600);
     this.syncDir();
@@ -143,6 +153,7 @@ export class ReplayStore {
 
   private prune(now: number): void {
     for (const [key, expiresMs] of this.seen) if (expiresMs <= now) this.seen.delete(key);
+    for (const [key, expiresMs] of this.macs) if (expiresMs <= now) this.macs.delete(key);
     const current = this.segments[this.segments.length - 1];
     for (let i = this.segments.length - 1; i >= 0; i--) {
       const s = this.segments[i];

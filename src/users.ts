@@ -1,0 +1,108 @@
+// The users file: JSON checked against schema/users.schema.json, turned into an O(1) key-id table and per-user policies. Operator input; a file with any error is refused whole.
+import { parseAccess } from './access.ts';
+import type { Access } from './access.ts';
+import { parseCidr } from './address.ts';
+import type { Cidr } from './address.ts';
+import { toHex } from './bytes.ts';
+import type { KeyId } from './bytes.ts';
+import { OperatorError } from './errors.ts';
+import { deriveKeyId } from './keys.ts';
+import { parseUserPublicKey } from './keyfile.ts';
+import { compileSchema, invalid, readJsonFile, schemaErrors } from './schema.ts';
+import type { AuthorizedKey } from './verify.ts';
+
+/** The users file as the schema guarantees it. */
+export interface UsersFile {
+  $schema?: string;
+  users: Record<string, UserEntry>;
+}
+
+export interface KeyEntry {
+  key: string;
+  added?: string;
+  revoked?: { at: string; by?: string; reason?: string };
+}
+
+export interface UserEntry {
+  keys: KeyEntry[];
+  ports: string[];
+  maxDurationSeconds?: number;
+  from?: string[];
+  mayOpenOtherAddress?: boolean;
+}
+
+export interface UserPolicy {
+  readonly name: string;
+  readonly ports: readonly Access[];
+  readonly maxDurationSeconds: number | undefined;
+  /** Empty: any source. */
+  readonly from: readonly Cidr[];
+  readonly mayOpenOtherAddress: boolean;
+}
+
+export interface UserTable {
+  readonly lookup: (id: KeyId) => AuthorizedKey | undefined;
+  readonly policy: (name: string) => UserPolicy | undefined;
+  readonly keys: ReadonlyMap<string, AuthorizedKey>;
+  readonly users: ReadonlyMap<string, UserPolicy>;
+}
+
+let validate: ReturnType<typeof compileSchema<UsersFile>> | undefined;
+
+export function validateUsersFile(json: unknown, file: string): UsersFile {
+  validate ??= compileSchema<UsersFile>('users.schema.json');
+  if (!validate(json)) throw invalid(schemaErrors(file, validate.errors));
+  return json;
+}
+
+export function parseUsers(json: unknown, file: string): UserTable {
+  const doc = validateUsersFile(json, file);
+  const problems: string[] = [];
+  const keys = new Map<string, AuthorizedKey>();
+  const owner = new Map<string, string>();
+  const users = new Map<string, UserPolicy>();
+  for (const [name, entry] of Object.entries(doc.users)) {
+    const at = `/users/${name}`;
+    entry.keys.forEach((k, i) => {
+      let parsed;
+      try {
+        parsed = parseUserPublicKey(k.key);
+      } catch (err) {
+        problems.push(`${file}: ${at}/keys/${i}/key: ${err instanceof OperatorError ? err.message : String(err)}`);
+        return;
+      }
+      const keyId = deriveKeyId(parsed.key);
+      const id = toHex(keyId);
+      const previous = owner.get(id);
+      if (previous !== undefined) {
+        problems.push(`${file}: ${at}/keys/${i}/key: key ${id} is already listed for user "${previous}"; a key belongs to one user`);
+        return;
+      }
+      owner.set(id, name);
+      keys.set(id, { keyId, publicKey: parsed.key, user: name, revoked: k.revoked !== undefined });
+    });
+    const ports = entry.ports.map((text, i) => {
+      const a = parseAccess(text);
+      if (a === undefined) problems.push(`${file}: ${at}/ports/${i}: expected tcp/PORT or udp/PORT with PORT 1-65535, got "${text}"`);
+      return a;
+    });
+    const from = (entry.from ?? []).map((text, i) => {
+      const c = parseCidr(text);
+      if (c === undefined) problems.push(`${file}: ${at}/from/${i}: expected an address or CIDR like 192.0.2.0/24 or 2001:db8::/32, got "${text}"`);
+      return c;
+    });
+    users.set(name, {
+      name,
+      ports: ports.filter((a) => a !== undefined),
+      maxDurationSeconds: entry.maxDurationSeconds,
+      from: from.filter((c) => c !== undefined),
+      mayOpenOtherAddress: entry.mayOpenOtherAddress ?? false,
+    });
+  }
+  if (problems.length > 0) throw invalid(problems);
+  return { lookup: (id) => keys.get(toHex(id)), policy: (name) => users.get(name), keys, users };
+}
+
+export function loadUsers(file: string): UserTable {
+  return parseUsers(readJsonFile(file, 'users file'), file);
+}
