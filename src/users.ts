@@ -15,12 +15,20 @@ import type { AuthorizedKey } from './verify.ts';
 export interface UsersFile {
   $schema?: string;
   users: Record<string, UserEntry>;
+  revoked?: RevokedEntry[];
 }
 
 export interface KeyEntry {
   key: string;
   added?: string;
-  revoked?: { at: string; by?: string; reason?: string };
+}
+
+export interface RevokedEntry {
+  key: string;
+  user: string;
+  at: string;
+  by?: string;
+  reason?: string;
 }
 
 export interface UserEntry {
@@ -61,26 +69,29 @@ export function parseUsers(json: unknown, file: string): UserTable {
   const keys = new Map<string, AuthorizedKey>();
   const owner = new Map<string, string>();
   const users = new Map<string, UserPolicy>();
+  const addKey = (line: string, name: string, at: string, revoked: boolean): void => {
+    let parsed;
+    try {
+      parsed = parseUserPublicKey(line);
+    } catch (err) {
+      problems.push(`${file}: ${at}: ${err instanceof OperatorError ? err.message : String(err)}`);
+      return;
+    }
+    const keyId = deriveKeyId(parsed.key);
+    const id = toHex(keyId);
+    const previous = owner.get(id);
+    if (previous !== undefined) {
+      problems.push(`${file}: ${at}: key ${id} is already listed (${previous}); a key appears once, as active or as revoked`);
+      return;
+    }
+    owner.set(id, revoked ? `revoked, of user "${name}"` : `for user "${name}"`);
+    keys.set(id, { keyId, publicKey: parsed.key, user: name, revoked });
+  };
+  // Revoked keys first, so that the same key also listed as active is reported at its active place.
+  (doc.revoked ?? []).forEach((r, i) => addKey(r.key, r.user, `/revoked/${i}/key`, true));
   for (const [name, entry] of Object.entries(doc.users)) {
     const at = `/users/${name}`;
-    entry.keys.forEach((k, i) => {
-      let parsed;
-      try {
-        parsed = parseUserPublicKey(k.key);
-      } catch (err) {
-        problems.push(`${file}: ${at}/keys/${i}/key: ${err instanceof OperatorError ? err.message : String(err)}`);
-        return;
-      }
-      const keyId = deriveKeyId(parsed.key);
-      const id = toHex(keyId);
-      const previous = owner.get(id);
-      if (previous !== undefined) {
-        problems.push(`${file}: ${at}/keys/${i}/key: key ${id} is already listed for user "${previous}"; a key belongs to one user`);
-        return;
-      }
-      owner.set(id, name);
-      keys.set(id, { keyId, publicKey: parsed.key, user: name, revoked: k.revoked !== undefined });
-    });
+    entry.keys.forEach((k, i) => addKey(k.key, name, `${at}/keys/${i}/key`, false));
     const ports = entry.ports.map((text, i) => {
       const a = parseAccess(text);
       if (a === undefined) problems.push(`${file}: ${at}/ports/${i}: expected tcp/PORT or udp/PORT with PORT 1-65535, got "${text}"`);

@@ -64,8 +64,9 @@ test('users: O(1) lookup by key id, policies, OpenSSH keys, revoked flag', () =>
   const table = parseUsers({
     users: {
       alice: { keys: [{ key: formatKeyLine(KEY_TYPE.userPublic, alice.publicKey, 'a').trim() }], ports: ['tcp/22'], from: ['10.0.0.0/8'], maxDurationSeconds: 60 },
-      bob: { keys: [{ key: `ssh-ed25519 ${toBase64(blob)} bob@laptop`, revoked: { at: '2026-11-25T00:00:00Z', reason: 'left' } }], ports: ['tcp/22', 'udp/51820'], mayOpenOtherAddress: true },
+      bob: { keys: [], ports: ['tcp/22', 'udp/51820'], mayOpenOtherAddress: true },
     },
+    revoked: [{ key: `ssh-ed25519 ${toBase64(blob)} bob@laptop`, user: 'bob', at: '2026-11-25T00:00:00Z', reason: 'left' }],
   }, 'users.json');
   assert.equal(table.keys.size, 2);
   const a = [...table.keys.values()].find((k) => k.user === 'alice');
@@ -82,11 +83,13 @@ test('users file errors name file, path and problem; nothing partial is returned
   const k = keyLine();
   const cases: [unknown, RegExp][] = [
     [{ users: { alice: { keys: [{ key: 'sesame-ed25519 AAAA' }], ports: ['tcp/22'] } } }, /u\.json: \/users\/alice\/keys\/0\/key: not a user public key/],
-    [{ users: { alice: { keys: [{ key: k }], ports: ['tcp/22'] }, bob: { keys: [{ key: k }], ports: ['tcp/22'] } } }, /\/users\/bob\/keys\/0\/key: key [0-9a-f]{32} is already listed for user "alice"/],
+    [{ users: { alice: { keys: [{ key: k }], ports: ['tcp/22'] }, bob: { keys: [{ key: k }], ports: ['tcp/22'] } } }, /\/users\/bob\/keys\/0\/key: key [0-9a-f]{32} is already listed \(for user "alice"\)/],
+    [{ users: { alice: { keys: [{ key: k }], ports: ['tcp/22'] } }, revoked: [{ key: k, user: 'alice', at: 'x' }] }, /\/users\/alice\/keys\/0\/key: key [0-9a-f]{32} is already listed \(revoked, of user "alice"\)/],
     [{ users: { 'bad name!': { keys: [{ key: k }], ports: ['tcp/22'] } } }, /u\.json: \/users\/bad name!: name "bad name!" is not allowed/],
     [{ users: { alice: { keys: [{ key: k }], ports: ['tcp/22'], from: ['10.0.0.0/40'] } } }, /\/users\/alice\/from\/0: expected an address or CIDR/],
     [{ users: { alice: { keys: [{ key: k }], ports: ['tcp/22'], admin: true } } }, /\/users\/alice: unknown key "admin"/],
-    [{ users: { alice: { keys: [], ports: ['tcp/22'] } } }, /\/users\/alice\/keys: must NOT have fewer than 1 items/],
+    [{ users: { alice: { keys: [{ key: k }], ports: [] } } }, /\/users\/alice\/ports: must NOT have fewer than 1 items/],
+    [{ users: {}, revoked: [{ key: k, user: 'alice' }] }, /\/revoked\/0: missing required key "at"/],
     [{ user: {} }, /u\.json: \/: unknown key "user"/],
   ];
   for (const [json, pattern] of cases) assert.match(refusal(() => parseUsers(json, 'u.json')), pattern);
