@@ -25,7 +25,9 @@ export class UdpCapture implements Capture {
 
   private bind(address: Address, onPacket: OnPacket): Promise<Socket> {
     // ipv6Only: "::" must not also take IPv4 (that would deliver each IPv4 knock twice when 0.0.0.0 is listed too).
-    const socket = createSocket({ type: address.family === 4 ? 'udp4' : 'udp6', ipv6Only: true, recvBufferSize: RECEIVE_BUFFER_BYTES });
+    const socket = address.family === 4
+      ? createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES })
+      : createSocket({ type: 'udp6', ipv6Only: true, recvBufferSize: RECEIVE_BUFFER_BYTES });
     return new Promise((resolve, reject) => {
       socket.once('error', (err) => {
         reject(new OperatorError(`cannot listen on UDP ${address.family === 6 ? `[${address.text}]` : address.text}:${this.port}: ${err.message}`, EXIT.network));

@@ -1,0 +1,61 @@
+// Benchmark client, run inside the client namespace: measures knock-to-open latency, or sends a burst of distinct valid knocks. Prints one JSON line.
+import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
+import { buildKnock, systemRandom } from '../../src/knock.ts';
+import { readServerPublicKey, readUserSecretKey } from '../../src/keyfile.ts';
+import { loadSodium } from '../../src/sodium.ts';
+
+interface Args {
+  mode: 'latency' | 'flood';
+  host: string;
+  knockPort: number;
+  identity: string;
+  serverPub: string;
+  ports: number[];
+  count?: number;
+  perBurst?: number;
+  burstGapMs?: number;
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as Args;
+await loadSodium();
+const user = readUserSecretKey(args.identity);
+const server = readServerPublicKey(args.serverPub).key;
+const socket = createSocket(args.host.includes(':') ? 'udp6' : 'udp4');
+const send = (packet: Uint8Array): Promise<void> => new Promise((resolve, reject) => socket.send(packet, args.knockPort, args.host, (e) => (e ? reject(e) : resolve())));
+
+/** One connect attempt with a short timeout: a SYN to a closed (dropped) port is abandoned and retried, not left to TCP's 1 s retransmit. */
+function tryConnect(port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: args.host, port });
+    const timer = setTimeout(() => { s.destroy(); resolve(false); }, timeoutMs);
+    s.on('connect', () => { clearTimeout(timer); s.destroy(); resolve(true); });
+    s.on('error', () => { clearTimeout(timer); resolve(false); });
+  });
+}
+
+if (args.mode === 'latency') {
+  const latenciesMs: number[] = [];
+  for (const port of args.ports) {
+    const packet = buildKnock({ access: [{ proto: 'tcp', port }] }, user, server, Date.now(), systemRandom);
+    const t0 = process.hrtime.bigint();
+    await send(packet);
+    let ok = false;
+    while (!ok && Number(process.hrtime.bigint() - t0) < 3e9) ok = await tryConnect(port, 2);
+    latenciesMs.push(ok ? Number(process.hrtime.bigint() - t0) / 1e6 : Infinity);
+  }
+  process.stdout.write(`${JSON.stringify({ latenciesMs })}\n`);
+} else {
+  const count = args.count ?? 3000;
+  const port = args.ports[0] ?? 22;
+  // Built before the clock starts: building costs the client more than checking costs the server.
+  const packets = Array.from({ length: count }, () => buildKnock({ access: [{ proto: 'tcp', port }] }, user, server, Date.now(), systemRandom));
+  const t0 = Date.now();
+  const perBurst = args.perBurst ?? 100;
+  for (let i = 0; i < packets.length; i += perBurst) {
+    await Promise.all(packets.slice(i, i + perBurst).map(send));
+    await new Promise((r) => setTimeout(r, args.burstGapMs ?? 10));
+  }
+  process.stdout.write(`${JSON.stringify({ sent: count, startedMs: t0, elapsedMs: Date.now() - t0 })}\n`);
+}
+socket.close();

@@ -1,0 +1,114 @@
+// Test driver: runs the nftables backend inside a network namespace and answers JSON-line requests on stdin. Trusts its stdin: it is the test that spawned it.
+import { readdirSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Access } from '../../src/access.ts';
+import { parseAddress } from '../../src/address.ts';
+import type { Grant, GrantTarget } from '../../src/firewall.ts';
+import { NftablesFirewall, cleanup, listAllowed } from '../../src/nftables.ts';
+
+export interface WireTarget { readonly address: string; readonly proto: 'tcp' | 'udp'; readonly port: number }
+export interface WireGrant extends WireTarget { readonly ttlSeconds: number }
+
+export type DriverRequest =
+  | { readonly op: 'setup'; readonly table?: string; readonly ports: readonly Access[] }
+  | { readonly op: 'grant'; readonly table?: string; readonly grants: readonly WireGrant[] }
+  /** Each grant as its own concurrent grant() call, to exercise batching. */
+  | { readonly op: 'grantConcurrently'; readonly table?: string; readonly grants: readonly WireGrant[] }
+  | { readonly op: 'revoke'; readonly table?: string; readonly targets: readonly WireTarget[] }
+  | { readonly op: 'list'; readonly table?: string }
+  | { readonly op: 'cleanup'; readonly table?: string }
+  /** SIGKILLs the backend's nft, then grants twice at once: the first is in flight on the dead process. */
+  | { readonly op: 'killNftThenGrant'; readonly table?: string; readonly grant: WireGrant }
+  | { readonly op: 'bench'; readonly table?: string; readonly count: number }
+  | { readonly op: 'close' };
+
+export type DriverResponse = { readonly id: number; readonly ok: true; readonly value: unknown } | { readonly id: number; readonly ok: false; readonly error: string };
+
+const firewalls = new Map<string, NftablesFirewall>();
+const firewall = (table = 'sesame'): NftablesFirewall => {
+  const existing = firewalls.get(table);
+  if (existing !== undefined) return existing;
+  const created = new NftablesFirewall({ table });
+  firewalls.set(table, created);
+  return created;
+};
+
+function target(w: WireTarget): GrantTarget {
+  const address = parseAddress(w.address);
+  if (address === undefined) throw new Error(`bad address ${w.address}`);
+  return { address, access: { proto: w.proto, port: w.port } };
+}
+
+const grantOf = (w: WireGrant): Grant => ({ ...target(w), ttlSeconds: w.ttlSeconds });
+
+/** nft processes this driver started (the backend's `nft -i`), found through /proc. */
+function nftChildren(): number[] {
+  const pids: number[] = [];
+  for (const task of readdirSync('/proc/self/task')) {
+    for (const pid of readFileSync(`/proc/self/task/${task}/children`, 'utf8').split(' ').filter((p) => p !== '')) {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'nft') pids.push(Number(pid));
+    }
+  }
+  return pids;
+}
+
+async function settle(p: Promise<void>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    return `rejected: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+async function handle(req: DriverRequest): Promise<unknown> {
+  switch (req.op) {
+    case 'setup':
+      return firewall(req.table).setup(req.ports);
+    case 'grant':
+      return firewall(req.table).grant(req.grants.map(grantOf));
+    case 'grantConcurrently':
+      return Promise.all(req.grants.map((g) => firewall(req.table).grant([grantOf(g)])));
+    case 'revoke':
+      return firewall(req.table).revoke(req.targets.map(target));
+    case 'list':
+      return listAllowed(req.table);
+    case 'cleanup':
+      return cleanup(req.table);
+    case 'killNftThenGrant': {
+      const fw = firewall(req.table);
+      const killed = nftChildren();
+      for (const pid of killed) process.kill(pid, 'SIGKILL');
+      const first = settle(fw.grant([grantOf(req.grant)]));
+      const second = settle(fw.grant([grantOf(req.grant)]));
+      return { killed: killed.length, first: await first, second: await second };
+    }
+    case 'bench': {
+      const fw = firewall(req.table);
+      const ms: number[] = [];
+      for (let i = 0; i < req.count; i++) {
+        const g = grantOf({ address: `10.250.${i >> 8}.${i & 255}`, proto: 'tcp', port: 9, ttlSeconds: 5 });
+        const start = performance.now();
+        await fw.grant([g]);
+        ms.push(performance.now() - start);
+      }
+      ms.sort((a, b) => a - b);
+      return { medianMs: ms[ms.length >> 1], p90Ms: ms[Math.floor(ms.length * 0.9)], maxMs: ms.at(-1) };
+    }
+    case 'close':
+      await Promise.all([...firewalls.values()].map((fw) => fw.close()));
+      firewalls.clear();
+      return undefined;
+  }
+}
+
+const lines = createInterface({ input: process.stdin });
+// The test went away: release the nft processes so this driver can exit.
+lines.on('close', () => void handle({ op: 'close' }).finally(() => process.exit(0)));
+lines.on('line', (line) => {
+  const { id, req } = JSON.parse(line) as { id: number; req: DriverRequest };
+  handle(req).then(
+    (value) => process.stdout.write(`${JSON.stringify({ id, ok: true, value: value ?? null } satisfies DriverResponse)}\n`),
+    (e: unknown) => process.stdout.write(`${JSON.stringify({ id, ok: false, error: e instanceof Error ? e.message : String(e) } satisfies DriverResponse)}\n`),
+  );
+});
