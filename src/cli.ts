@@ -7,6 +7,8 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   keygen: { summary: 'create a user key (Ed25519) or, with --server, a server key (X25519)', load: async () => (await import('./cmd-keygen.ts')).keygen },
+  server: { summary: 'run the daemon, or: server init DIR | --check | --cleanup', load: async () => (await import('./cmd-server.ts')).server },
+  user: { summary: "manage the server's users: add | list | show | revoke | remove", load: async () => (await import('./cmd-user.ts')).user },
 };
 
 export function version(): string {
