@@ -106,7 +106,7 @@ export async function runServer(config: ServerConfig, log: Logger = createLogger
   const watcher: FSWatcher = watch(dirname(config.usersPath), (_event, name) => {
     if (name !== null && name !== basename(config.usersPath)) return;
     clearTimeout(pending);
-    pending = setTimeout(() => void reload(), 50);
+    pending = setTimeout(() => void reload(), 10); // coalesces the events of one rename; a rename is atomic, so no half-written file is read
   });
   const onHup = (): void => void reload();
   process.on('SIGHUP', onHup);

@@ -1,29 +1,15 @@
 // Server benchmark: the real daemon in a namespace; knock-to-open latency, valid knocks processed per second, CPU per knock and RSS. Prints figures; asserts nothing.
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadSodium } from '../../src/sodium.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import { createTopology, execIn, startTcpListener } from '../helpers/netns.ts';
+import { cpuSeconds, percentile, rssMiB } from './measure.ts';
 
 const DRIVER = fileURLToPath(new URL('./knock-driver.js', import.meta.url));
 const FIRST_PORT = 20000;
 const LATENCY_KNOCKS = Number(process.env['LATENCY_KNOCKS'] ?? '40');
 const FLOOD_KNOCKS = Number(process.env['FLOOD_KNOCKS'] ?? '4000');
-
-export function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
-}
-
-export function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) / 1024;
-}
-
-export function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
 
 await loadSodium();
 const topo = await createTopology('bench');
