@@ -105,7 +105,7 @@ async function init(argv: string[]): Promise<number> {
   await loadSodium();
   const keys = generateServerKeys();
   const comment = `sesame server ${hostname()}`;
-  writeKeyPair(join(dir, 'server.key'), formatKeyLine(KEY_TYPE.serverSecret, keys.secretKey, comment), formatKeyLine(KEY_TYPE.serverPublic, keys.publicKey, comment), false);
+  writeKeyPair(join(dir, 'server.key'), formatKeyLine(KEY_TYPE.serverSecret, keys.secretKey, comment), formatKeyLine(KEY_TYPE.serverPublic, keys.publicKey, comment), false, join(dir, 'server.pub'));
   writeFileAtomic(join(dir, 'users.json'), `${JSON.stringify({ users: {} }, null, 2)}\n`, 0o600, false);
   const config = {
     knockPort: DEFAULTS.knockPort,

@@ -162,11 +162,11 @@ export function fileExists(path: string): boolean {
   }
 }
 
-/** Writes PATH (secret, 0600) and PATH.pub (0644); refuses if either exists unless force. */
-export function writeKeyPair(path: string, secretLine: string, publicLine: string, force: boolean): void {
+/** Writes PATH (secret, 0600) and PATH.pub or publicPath (0644); refuses if either exists unless force. */
+export function writeKeyPair(path: string, secretLine: string, publicLine: string, force: boolean, publicPath = `${path}.pub`): void {
   if (!force) {
-    for (const p of [path, `${path}.pub`]) if (fileExists(p)) throw keyError(`${p} already exists; not overwriting it (use --force to replace it)`);
+    for (const p of [path, publicPath]) if (fileExists(p)) throw keyError(`${p} already exists; not overwriting it (use --force to replace it)`);
   }
   writeFileAtomic(path, secretLine, 0o600, force);
-  writeFileAtomic(`${path}.pub`, publicLine, 0o644, force);
+  writeFileAtomic(publicPath, publicLine, 0o644, force);
 }
