@@ -3,6 +3,10 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { Address } from './address.ts';
 import type { DropReason } from './reasons.ts';
+import type { FrameDrop } from './wire.ts';
+
+/** Packet drops (reasons.ts) and, in pcap mode, frame drops (wire.ts). */
+export type AnyDrop = DropReason | FrameDrop;
 
 export type { Logger };
 
@@ -19,8 +23,8 @@ export interface DropLogOptions {
 
 /** Counts every drop by reason; logs the first few per interval and a summary of the rest, so a flood cannot flood the log. */
 export class DropLog {
-  readonly totals = new Map<DropReason, number>();
-  private suppressed = new Map<DropReason, number>();
+  readonly totals = new Map<AnyDrop, number>();
+  private suppressed = new Map<AnyDrop, number>();
   private logged = 0;
   private intervalEndsMs = 0;
   private readonly log: Logger;
@@ -31,13 +35,13 @@ export class DropLog {
     this.opts = opts;
   }
 
-  record(reason: DropReason, source: Address, detail?: Readonly<Record<string, string | number>>): void {
+  record(reason: AnyDrop, source: Address | undefined, detail?: Readonly<Record<string, string | number>>): void {
     this.totals.set(reason, (this.totals.get(reason) ?? 0) + 1);
     const now = this.opts.now();
     if (now >= this.intervalEndsMs) this.roll(now);
     if (this.logged < this.opts.perInterval) {
       this.logged++;
-      this.log.info({ event: 'knock.dropped', reason, source: source.text, ...detail }, hint(reason, detail));
+      this.log.info({ event: 'knock.dropped', reason, ...(source === undefined ? {} : { source: source.text }), ...detail }, hint(reason, detail));
     } else this.suppressed.set(reason, (this.suppressed.get(reason) ?? 0) + 1);
   }
 
@@ -55,7 +59,7 @@ export class DropLog {
 }
 
 /** A human line next to the machine fields, where the code alone would leave an admin guessing. */
-function hint(reason: DropReason, detail?: Readonly<Record<string, string | number>>): string {
+function hint(reason: AnyDrop, detail?: Readonly<Record<string, string | number>>): string {
   if (reason === 'stale' && detail !== undefined && typeof detail['skewMs'] === 'number') {
     const s = (Math.abs(detail['skewMs']) / 1000).toFixed(1);
     return `knock timestamp is ${s} s ${detail['skewMs'] < 0 ? 'behind' : 'ahead of'} the server clock (window ±${Number(detail['windowMs']) / 1000} s): check the client's clock`;

@@ -2,7 +2,8 @@
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { Capture } from './capture.ts';
+import type { Capture, OnPacket } from './capture.ts';
+import { PcapCapture } from './capture-pcap.ts';
 import { UdpCapture } from './capture-udp.ts';
 import type { ServerConfig } from './config.ts';
 import { EXIT, OperatorError } from './errors.ts';
@@ -27,9 +28,18 @@ export interface RunningServer {
   readonly stopped: Promise<void>;
 }
 
-async function openCapture(config: ServerConfig): Promise<Capture> {
+function openCapture(config: ServerConfig, drops: DropLog): Capture {
   if (config.capture.mode === 'udp') return new UdpCapture(config.listen, config.knockPort);
-  throw new OperatorError('capture mode "pcap" is not available yet in this version; use "udp"', EXIT.config);
+  return new PcapCapture({ interfaces: config.capture.interfaces, port: config.knockPort, onDrop: (reason) => drops.record(reason, undefined) });
+}
+
+async function startCapture(capture: Capture, config: ServerConfig, onPacket: OnPacket): Promise<void> {
+  try {
+    await capture.start(onPacket);
+  } catch (err) {
+    if (err instanceof OperatorError) throw err;
+    throw new OperatorError(`cannot start ${config.capture.mode} capture: ${err instanceof Error ? err.message : String(err)}`, EXIT.network);
+  }
 }
 
 async function setupFirewall(firewall: Firewall, config: ServerConfig): Promise<void> {
@@ -101,6 +111,16 @@ export async function runServer(config: ServerConfig, log: Logger = createLogger
     }
   };
 
+  const capture = openCapture(config, drops);
+  try {
+    await startCapture(capture, config, (packet, source) => handlePacket(deps, packet, source));
+  } catch (err) {
+    // Leave nothing running (the nft helper process would keep this process alive); the table stays, ports stay closed.
+    await firewall.close();
+    replay.close();
+    throw err;
+  }
+
   // Watch the directory: editors and `sesame user` replace the file by rename, which a watch on the file itself would miss.
   let pending: NodeJS.Timeout | undefined;
   const watcher: FSWatcher = watch(dirname(config.usersPath), (_event, name) => {
@@ -111,8 +131,6 @@ export async function runServer(config: ServerConfig, log: Logger = createLogger
   const onHup = (): void => void reload();
   process.on('SIGHUP', onHup);
 
-  const capture = await openCapture(config);
-  await capture.start((packet, source) => handlePacket(deps, packet, source));
   const housekeeping = setInterval(() => {
     grants.prune();
     drops.flush();

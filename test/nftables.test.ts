@@ -39,6 +39,14 @@ describe('input checks (no nft needed)', () => {
     await assert.rejects(fw.revoke([{ ...ok, access: { proto: 'udp', port: -1 } }]), /invalid access/);
   });
 
+  test('a missing nft binary fails the request rather than hanging, and close() still returns', async () => {
+    const lost = new NftablesFirewall({ nftPath: '/nonexistent/nft' });
+    await assert.rejects(lost.grant([ok]), /nft failed \(spawn \/nonexistent\/nft ENOENT\)/);
+    await assert.rejects(lost.revoke([ok]), /ENOENT/);
+    await lost.close();
+    await assert.rejects(lost.grant([ok]), /closed/);
+  });
+
   test('element text comes from the address bytes, not its text', () => {
     const forged = { family: 4, bytes: Uint8Array.of(10, 0, 0, 1), text: '10.0.0.1 } ; flush ruleset ; add element inet sesame allow4 {' } as const;
     const line = grantCommand('sesame', [{ ...ok, address: forged }]);
@@ -81,7 +89,12 @@ function startDriver(ns: string): { call(req: DriverRequest): Promise<unknown>; 
       pending.set(id, (r) => (r.ok ? resolve(r.value) : reject(new Error(r.error))));
       child.stdin.write(`${JSON.stringify({ id, req })}\n`);
     }),
-    stop: () => new Promise((resolve) => { child.once('exit', () => resolve()); child.stdin.end(); }),
+    // The driver closes the backend and exits at end of input; the kill is only for a driver that hangs.
+    stop: () => new Promise((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      child.once('exit', () => resolve(clearTimeout(timer)));
+      child.stdin.end();
+    }),
   };
 }
 
@@ -207,11 +220,24 @@ describe('nftables in a network namespace', { skip }, () => {
 
   test('concurrent grants are all applied', async () => {
     const grants = Array.from({ length: 40 }, (_, i) => g(`10.251.0.${i + 1}`, 30));
-    await driver.call({ op: 'grantConcurrently', grants });
+    assert.deepEqual(await driver.call({ op: 'grantConcurrently', grants }), grants.map(() => 'ok'));
     const listed = await list();
     for (const x of grants) assert.ok(listed.some((e) => e.address === x.address && e.expiresSeconds > 20), x.address);
     await driver.call({ op: 'revoke', targets: grants });
     assert.deepEqual(await list(), []);
+  });
+
+  test('a grant the kernel refuses fails alone, even when batched with others', async () => {
+    // A set capped at 3 elements (setup keeps an existing set as it is) makes the 4th and 5th grants fail.
+    const made = await execIn(topo.server.ns, ['nft', 'add table inet capped; add set inet capped allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; size 3; }']);
+    assert.equal(made.code, 0, made.stderr);
+    await driver.call({ op: 'setup', table: 'capped', ports: [{ proto: 'tcp', port: PROTECTED }] });
+    const grants = Array.from({ length: 5 }, (_, i) => g(`10.252.0.${i + 1}`, 30));
+    const results = (await driver.call({ op: 'grantConcurrently', table: 'capped', grants })) as string[];
+    assert.deepEqual(results.slice(0, 3), ['ok', 'ok', 'ok']);
+    for (const r of results.slice(3)) assert.match(r, /^rejected: nft refused .*Too many open files/);
+    assert.equal((await driver.call({ op: 'list', table: 'capped' }) as AllowedEntry[]).length, 3);
+    await driver.call({ op: 'cleanup', table: 'capped' });
   });
 
   test('setup again keeps live grants and replaces the protected ports', async () => {

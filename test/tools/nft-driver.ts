@@ -12,7 +12,7 @@ export interface WireGrant extends WireTarget { readonly ttlSeconds: number }
 export type DriverRequest =
   | { readonly op: 'setup'; readonly table?: string; readonly ports: readonly Access[] }
   | { readonly op: 'grant'; readonly table?: string; readonly grants: readonly WireGrant[] }
-  /** Each grant as its own concurrent grant() call, to exercise batching. */
+  /** Each grant as its own concurrent grant() call, to exercise batching; answers 'ok' or 'rejected: ...' for each. */
   | { readonly op: 'grantConcurrently'; readonly table?: string; readonly grants: readonly WireGrant[] }
   | { readonly op: 'revoke'; readonly table?: string; readonly targets: readonly WireTarget[] }
   | { readonly op: 'list'; readonly table?: string }
@@ -68,7 +68,7 @@ async function handle(req: DriverRequest): Promise<unknown> {
     case 'grant':
       return firewall(req.table).grant(req.grants.map(grantOf));
     case 'grantConcurrently':
-      return Promise.all(req.grants.map((g) => firewall(req.table).grant([grantOf(g)])));
+      return Promise.all(req.grants.map((g) => settle(firewall(req.table).grant([grantOf(g)]))));
     case 'revoke':
       return firewall(req.table).revoke(req.targets.map(target));
     case 'list':
