@@ -6,6 +6,7 @@ import { EXIT, OperatorError } from './errors.ts';
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  demo: { summary: 'run a narrated demo in throwaway network namespaces (root)', load: async () => (await import('./cmd-demo.ts')).demo },
   keygen: { summary: 'create a user key (Ed25519) or, with --server, a server key (X25519)', load: async () => (await import('./cmd-keygen.ts')).keygen },
   server: { summary: 'run the daemon, or: server init DIR | --check | --cleanup', load: async () => (await import('./cmd-server.ts')).server },
   knock: { summary: 'send one knock to open a port on a server (--wait: until it is open)', load: async () => (await import('./cmd-knock.ts')).knock },

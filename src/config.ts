@@ -30,6 +30,8 @@ export interface ServerConfig {
     readonly maxSources: number;
     readonly maxReplayEntries: number;
     readonly maxGrants: number;
+    readonly kernelPerSourcePerSecond: number;
+    readonly kernelPerSourceBurst: number;
   };
 }
 
@@ -47,7 +49,7 @@ interface ConfigFile {
   logLevel?: LogLevel;
   capture?: { mode?: CaptureMode; interfaces?: string[] };
   firewall?: { table?: string };
-  limits?: { perSourcePerSecond?: number; perSourceBurst?: number; maxSources?: number; maxReplayEntries?: number; maxGrants?: number };
+  limits?: { perSourcePerSecond?: number; perSourceBurst?: number; maxSources?: number; maxReplayEntries?: number; maxGrants?: number; kernelPerSourcePerSecond?: number; kernelPerSourceBurst?: number };
 }
 
 let validate: ReturnType<typeof compileSchema<ConfigFile>> | undefined;
@@ -97,6 +99,8 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
       maxSources: limits.maxSources ?? 65_536,
       maxReplayEntries: limits.maxReplayEntries ?? 1_000_000,
       maxGrants: limits.maxGrants ?? 100_000,
+      kernelPerSourcePerSecond: limits.kernelPerSourcePerSecond ?? 50,
+      kernelPerSourceBurst: limits.kernelPerSourceBurst ?? 100,
     },
   };
 }

@@ -12,9 +12,22 @@ export interface Grant extends GrantTarget {
   readonly ttlSeconds: number;
 }
 
+/** How the kernel treats the knock port itself, before any packet reaches sesame. */
+export interface KnockPortGuard {
+  readonly port: number;
+  /**
+   * udp: a socket is bound; packets over perSourcePerSecond (burst) from one IPv4 address or IPv6 /64 are dropped in the
+   * kernel, so a one-source flood cannot fill the socket's buffer. pcap: no socket is bound; every packet to the port is
+   * dropped after libpcap has seen it, so the kernel sends no ICMP "port unreachable" (sesame never answers).
+   */
+  readonly mode: 'udp' | 'pcap';
+  readonly perSourcePerSecond: number;
+  readonly perSourceBurst: number;
+}
+
 export interface Firewall {
-  /** Creates (or re-creates) the backend's own table with the protected ports; touches nothing else. */
-  setup(protectedPorts: readonly Access[]): Promise<void>;
+  /** Creates (or re-creates) the backend's own table with the protected ports and the knock-port guard; touches nothing else. */
+  setup(protectedPorts: readonly Access[], guard?: KnockPortGuard): Promise<void>;
   /** Opens each target for ttlSeconds; a target already open gets the new timeout. All or nothing. */
   grant(grants: readonly Grant[]): Promise<void>;
   /** Closes each target now; targets not open are ignored. */

@@ -8,7 +8,12 @@ import { EXIT, OperatorError } from './errors.ts';
 import { DEFAULTS } from './limits.ts';
 
 export const WAIT = {
-  /** A new connect attempt this often: the grant lands at an unknown moment after the knock. */
+  /**
+   * Connect attempts this long after the knock, dense at first: on a near network the grant lands within a few
+   * milliseconds, and an attempt whose SYN arrived before it is dropped and only ends at its timeout.
+   */
+  firstAttemptsMs: [0, 2, 4, 8, 16, 32, 64, 110],
+  /** Then a new attempt this often. */
   pollMs: 150,
   /**
    * Per attempt. Just under Linux's 1 s initial SYN retransmission, so an attempt whose SYN the firewall
@@ -133,8 +138,8 @@ export function waitForPort(target: Target, port: number, timeoutMs: number, rek
         lastError = errorText(err);
       });
     };
-    attempt();
-    timers.push(setInterval(attempt, WAIT.pollMs));
+    for (const at of WAIT.firstAttemptsMs) timers.push(setTimeout(attempt, at));
+    timers.push(setTimeout(() => timers.push(setInterval(attempt, WAIT.pollMs)), (WAIT.firstAttemptsMs.at(-1) ?? 0) + WAIT.pollMs));
     timers.push(
       setTimeout(() => {
         again();

@@ -44,7 +44,7 @@ async function startCapture(capture: Capture, config: ServerConfig, onPacket: On
 
 async function setupFirewall(firewall: Firewall, config: ServerConfig): Promise<void> {
   try {
-    await firewall.setup(config.protect);
+    await firewall.setup(config.protect, { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst });
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     const hint = /Operation not permitted|EPERM|EACCES/i.test(why)

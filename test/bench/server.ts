@@ -19,7 +19,7 @@ const dir = makeServerDir({
   protect: ports.map((p) => `tcp/${p}`),
   maxDurationSeconds: 600,
   logLevel: 'info',
-  limits: { perSourcePerSecond: 100_000, perSourceBurst: 100_000 },
+  limits: { perSourcePerSecond: 100_000, perSourceBurst: 100_000, kernelPerSourcePerSecond: 1_000_000, kernelPerSourceBurst: 1_000_000 },
 });
 try {
   const alice = dir.userKey('alice');

@@ -126,7 +126,7 @@ describe('sesame server end to end', { skip }, () => {
     assert.equal(await tcpConnect(topo.client.ns, topo.server.v4, PORT, 400, topo.client.v4b), true, 'open while the grant lasts');
     await sleep(2600);
     assert.equal(await tcpConnect(topo.client.ns, topo.server.v4, PORT, 400, topo.client.v4b), false, 'closed by the kernel, no daemon running');
-    assert.doesNotMatch(await allowed(), new RegExp(topo.client.v4b.replaceAll('.', '\\.')));
+    assert.doesNotMatch(await allowed(), new RegExp(`${topo.client.v4b.replaceAll('.', '\\.')} \\. tcp`));
     daemon = await start();
   });
 
