@@ -9,6 +9,7 @@ import { createTopology, execIn, sendUdp, startTcpListener } from '../helpers/ne
 import { cpuSeconds, percentile, rssMiB } from './measure.ts';
 
 const FLOODER = fileURLToPath(new URL('./flooder.js', import.meta.url));
+const DRIVER = fileURLToPath(new URL('./knock-driver.js', import.meta.url));
 const SECONDS = Number(process.env['FLOOD_SECONDS'] ?? '10');
 const LEGIT_EVERY_MS = 250;
 
@@ -24,10 +25,10 @@ export interface FloodResult {
   received: Record<string, number>;
 }
 
-export async function floodRun(tag: string, captureArgs: readonly string[] = []): Promise<FloodResult> {
+export async function floodRun(tag: string, captureArgs: readonly string[] = [], limits: Record<string, number> = {}): Promise<FloodResult> {
   await loadSodium();
   const topo = await createTopology(tag);
-  const dir = makeServerDir({ protect: ['tcp/2222'] });
+  const dir = makeServerDir({ protect: ['tcp/2222'], limits });
   try {
     const alice = dir.userKey('alice');
     dir.writeUsers({ alice: userEntry(alice) });
@@ -44,15 +45,13 @@ export async function floodRun(tag: string, captureArgs: readonly string[] = [])
       execIn(topo.client.ns, [process.execPath, FLOODER, JSON.stringify({ host: topo.server.v4, port: 62201, from: topo.client.v4b, seconds: SECONDS, kind, packetHex: Buffer.from(replayed).toString('hex') })], { timeoutMs: (SECONDS + 30) * 1000 }),
     );
     await sleep(500);
-    const sentAt: number[] = [];
     let rssMax = rssBefore;
+    const sampler = setInterval(() => { rssMax = Math.max(rssMax, rssMiB(pid)); }, 250);
     const since = daemon.events.length;
-    for (let t = 0; t < (SECONDS - 1.5) * 1000; t += LEGIT_EVERY_MS) {
-      sentAt.push(Date.now());
-      await sendUdp(topo.client.ns, topo.server.v4, 62201, buildKnock({ access: [{ proto: 'tcp', port: 2222 }] }, alice, dir.serverKeys.publicKey, Date.now(), systemRandom), topo.client.v4);
-      rssMax = Math.max(rssMax, rssMiB(pid));
-      await sleep(LEGIT_EVERY_MS);
-    }
+    const legit = await execIn(topo.client.ns, [process.execPath, DRIVER, JSON.stringify({ mode: 'paced', host: topo.server.v4, knockPort: 62201, identity: `${dir.dir}/alice`, serverPub: dir.serverPubPath, ports: [2222], count: Math.floor(((SECONDS - 1.5) * 1000) / LEGIT_EVERY_MS), intervalMs: LEGIT_EVERY_MS, from: topo.client.v4 })], { timeoutMs: (SECONDS + 30) * 1000 });
+    clearInterval(sampler);
+    if (legit.code !== 0) throw new Error(`legitimate sender failed: ${legit.stderr}`);
+    const { sentAt } = JSON.parse(legit.stdout) as { sentAt: number[] };
     const results = await Promise.all(flooders);
     const cpu1 = cpuSeconds(pid);
     await sleep(1000);
@@ -87,10 +86,15 @@ export async function floodRun(tag: string, captureArgs: readonly string[] = [])
   }
 }
 
+function report(title: string, r: FloodResult): void {
+  console.log(`${title}: ${SECONDS} s of random bytes + wrong-mac1 packets + replays of one valid knock, ${Math.round(r.offeredPps).toLocaleString('en')} packets/s offered from one address`);
+  console.log(`  daemon saw and dropped: ${Object.entries(r.received).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`  legitimate knocks from another address: ${r.legitAccepted}/${r.legitSent} accepted (${((100 * r.legitAccepted) / r.legitSent).toFixed(1)}%), knock-to-grant latency median ${r.latencyMedianMs} ms, p95 ${r.latencyP95Ms} ms (log timestamps, 1 ms resolution)`);
+  console.log(`  daemon CPU during the flood ${r.daemonCpuPercent.toFixed(0)}% of one core; RSS ${r.rssBeforeMiB.toFixed(1)} MiB before, at most ${r.rssMaxMiB.toFixed(1)} MiB during`);
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const r = await floodRun('flood');
-  console.log(`flood: ${SECONDS} s of random bytes + wrong-mac1 packets + replays of one valid knock, ${Math.round(r.offeredPps).toLocaleString('en')} packets/s offered from one address`);
-  console.log(`daemon saw and dropped: ${Object.entries(r.received).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  console.log(`legitimate knocks from another address: ${r.legitAccepted}/${r.legitSent} accepted (${((100 * r.legitAccepted) / r.legitSent).toFixed(1)}%), knock-to-grant latency median ${r.latencyMedianMs} ms, p95 ${r.latencyP95Ms} ms (log timestamps, 1 ms resolution)`);
-  console.log(`daemon CPU during the flood ${r.daemonCpuPercent.toFixed(0)}% of one core; RSS ${r.rssBeforeMiB.toFixed(1)} MiB before, at most ${r.rssMaxMiB.toFixed(1)} MiB during`);
+  report('flood, default config (kernel meter on the knock port)', await floodRun('flood'));
+  // The same flood with the kernel meter opened up: every junk packet reaches the daemon, as a flood from many sources would.
+  report('flood, kernel meter disabled (the daemon sees every packet)', await floodRun('floodraw', [], { kernelPerSourcePerSecond: 1_000_000, kernelPerSourceBurst: 1_000_000 }));
 }
