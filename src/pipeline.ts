@@ -34,6 +34,7 @@ export interface PipelineDeps {
 
 /** Synchronous from the first byte to the replay commit: no other packet can interleave a check with its commit. */
 export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Address): void {
+  const receivedMs = performance.now();
   const outer = prefilter(packet, d.server.mac1Key);
   if (!outer.ok) return d.drops.record(outer.reason, source, outer.detail);
   if (d.replay.seenPacket(outer.value.mac1)) return d.drops.record(DROP.replay, source);
@@ -53,17 +54,17 @@ export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Addres
     { event: 'knock.accepted', user: key.user, keyId: toHex(key.keyId), source: source.text, ports: payload.access.map((a) => `${a.proto}/${a.port}`), ttlSeconds: grants.value[0]?.ttlSeconds, skewMs: payload.timestampMs - d.now() },
     'knock accepted',
   );
-  void openGrants(d, knock.value, grants.value, source);
+  void openGrants(d, knock.value, grants.value, source, receivedMs);
 }
 
 /** The only asynchronous step: make the replay record durable, then add the grants; failures are logged, never thrown. */
-async function openGrants(d: PipelineDeps, knock: VerifiedKnock, grants: readonly Grant[], source: Address): Promise<void> {
+async function openGrants(d: PipelineDeps, knock: VerifiedKnock, grants: readonly Grant[], source: Address, receivedMs: number): Promise<void> {
   try {
     await d.replay.durable();
     await d.firewall.grant(grants);
     d.grants.record(toHex(knock.key.keyId), knock.key.user, grants);
     for (const g of grants) {
-      d.log.info({ event: 'grant.opened', user: knock.key.user, address: g.address.text, port: `${g.access.proto}/${g.access.port}`, ttlSeconds: g.ttlSeconds }, 'grant opened');
+      d.log.info({ event: 'grant.opened', user: knock.key.user, address: g.address.text, port: `${g.access.proto}/${g.access.port}`, ttlSeconds: g.ttlSeconds, openMs: Math.round((performance.now() - receivedMs) * 100) / 100 }, 'grant opened');
     }
   } catch (err) {
     const reason: DropReason = DROP.firewallError;
