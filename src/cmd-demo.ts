@@ -7,6 +7,9 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parse } from './args.ts';
 import { EXIT } from './errors.ts';
+import { DaemonLog, field, isRecord } from './demo-log.ts';
+import type { LogEvent } from './demo-log.ts';
+import { Narrator } from './demo-narrator.ts';
 import { createPair, killStarted, listNamespaces, probeTcp, removeNamespace, run, runIn, sendUdp, spawnIn, startBannerService, stopStarted } from './netns.ts';
 
 const PREFIX = 'sesame-demo-';
@@ -31,137 +34,6 @@ the host's own interfaces and firewall are never touched.
 
 /** An operator-fixable reason the demo cannot run here (as opposed to a step that failed). */
 class Missing extends Error {}
-
-const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-
-/** Plain lines; on a TTY, a step that waits shows a spinner until its result replaces it. */
-class Narrator {
-  private open: string | undefined;
-  private status = '';
-  private frame = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly tty: boolean;
-
-  constructor() {
-    this.tty = process.stdout.isTTY === true;
-  }
-
-  line(text: string): void {
-    this.interrupt();
-    process.stdout.write(`${text}\n`);
-  }
-
-  begin(text: string): void {
-    this.interrupt();
-    this.open = text;
-    if (!this.tty) {
-      process.stdout.write(`${text} ... `);
-      return;
-    }
-    this.timer = setInterval(() => this.draw(), 80);
-    this.draw();
-  }
-
-  /** Extra text after the spinner (a countdown); TTY only. */
-  progress(status: string): void {
-    this.status = status;
-  }
-
-  end(result: string): void {
-    if (this.open === undefined) return this.line(result);
-    clearInterval(this.timer);
-    process.stdout.write(this.tty ? `\r\x1b[K${this.open} ... ${result}\n` : `${result}\n`);
-    this.open = undefined;
-    this.status = '';
-  }
-
-  /** Ends an open line without a result (failure, Ctrl-C). */
-  interrupt(): void {
-    if (this.open === undefined) return;
-    clearInterval(this.timer);
-    process.stdout.write(this.tty ? `\r\x1b[K${this.open} ...\n` : '\n');
-    this.open = undefined;
-    this.status = '';
-  }
-
-  /** One physical line, cut to the terminal's width: a wrapped line could not be redrawn in place. */
-  private draw(): void {
-    this.frame = (this.frame + 1) % SPINNER.length;
-    const tail = ` ... ${SPINNER[this.frame] ?? ''} ${this.status}`;
-    const room = Math.max(10, (process.stdout.columns || 80) - tail.length - 1);
-    const text = this.open ?? '';
-    process.stdout.write(`\r\x1b[K${text.length > room ? `${text.slice(0, room - 1)}…` : text}${tail}`);
-  }
-}
-
-type LogEvent = Readonly<Record<string, unknown>>;
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const field = (e: LogEvent, key: string): string => {
-  const v = e[key];
-  return typeof v === 'string' || typeof v === 'number' ? String(v) : Array.isArray(v) ? v.join(',') : '?';
-};
-
-/** The daemon's JSON log lines as they arrive, and waits on them. */
-class DaemonLog {
-  readonly events: { event: LogEvent; atMs: number }[] = [];
-  private stderr = '';
-  private exited: string | undefined;
-  private waiters: (() => void)[] = [];
-
-  constructor(child: ChildProcessByStdio<null, Readable, Readable>) {
-    let buffer = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      buffer += chunk;
-      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        try {
-          const e: unknown = JSON.parse(line);
-          if (isRecord(e)) this.events.push({ event: e, atMs: performance.now() });
-        } catch {
-          // not a log line
-        }
-      }
-      this.wake();
-    });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      this.stderr += s;
-    });
-    child.once('exit', (code, signal) => {
-      this.exited = `the daemon exited (${signal ?? `code ${code}`})${this.stderr.trim() === '' ? '' : `: ${this.stderr.trim()}`}`;
-      this.wake();
-    });
-  }
-
-  get length(): number {
-    return this.events.length;
-  }
-
-  /** The first event from index `since` on that matches one of `names`. */
-  next(names: readonly string[], since: number, timeoutMs: number = TIMING.eventMs): Promise<{ event: LogEvent; atMs: number }> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Error(`the daemon logged no ${names.join(' or ')} within ${timeoutMs / 1000} s`)), timeoutMs);
-      const finish = (err?: Error): void => {
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        if (err !== undefined) reject(err);
-      };
-      const check = (): void => {
-        const hit = this.events.slice(since).find((e) => names.includes(field(e.event, 'event')));
-        if (hit !== undefined) {
-          finish();
-          resolve(hit);
-        } else if (this.exited !== undefined) finish(new Error(this.exited));
-      };
-      this.waiters.push(check);
-      check();
-    });
-  }
-
-  private wake(): void {
-    for (const w of [...this.waiters]) w();
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -427,7 +299,7 @@ async function revokeExpire(r: Run, s: Stage): Promise<void> {
   since = log.length;
   const waited = await runIn(CLIENT.ns, [process.execPath, CLI, ...waitArgs], { env: s.env });
   if (waited.code !== 0) throw new Error(`${s.show(waitArgs)} failed (exit ${waited.code}): ${waited.stderr.trim()}`);
-  await log.next(['grant.opened'], since);
+  await log.next(['grant.opened'], since, TIMING.eventMs);
   await sleep(TIMING.settleMs); // --wait may have re-knocked: the last grant's timeout is the one that counts
   const grant = log.events.slice(since).filter((e) => field(e.event, 'event') === 'grant.opened').at(-1);
   if (grant === undefined) throw new Error('no grant.opened after the knock');
@@ -449,7 +321,7 @@ async function revokeExpire(r: Run, s: Stage): Promise<void> {
 }
 
 async function expectEvent(log: DaemonLog, names: readonly string[], since: number, wanted: string): Promise<LogEvent> {
-  const { event } = await log.next(names, since);
+  const { event } = await log.next(names, since, TIMING.eventMs);
   if (field(event, 'event') !== wanted) {
     const why = ['reason', 'err'].filter((k) => event[k] !== undefined).map((k) => `${k}: ${field(event, k)}`).join(', ');
     throw new Error(`expected ${wanted}, but the daemon logged ${field(event, 'event')}${why === '' ? '' : ` (${why})`}`);
