@@ -8,7 +8,7 @@ import type { UserKeys } from '../../src/keys.ts';
 import { buildKnock, systemRandom } from '../../src/knock.ts';
 import type { KnockRequest } from '../../src/knock.ts';
 import { loadSodium } from '../../src/sodium.ts';
-import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
+import { CLI, Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
 import { createTopology, execIn, openHeldConnection, sendUdp, skipReason, startTcpListener, tcpConnect } from '../helpers/netns.ts';
 import type { Topology } from '../helpers/netns.ts';
@@ -137,6 +137,22 @@ describe('sesame server end to end', { skip }, () => {
     const opened = await daemon.event('grant.opened', 3000, since);
     assert.equal(opened['address'], parseAddress(topo.client.v6)?.text);
     assert.equal(await connect(topo.server.v6), true);
+  });
+
+  test('sesame server --cleanup removes the table: the protected port is open to all again', async () => {
+    const since = daemon.events.length;
+    await send(knock(alice));
+    await daemon.event('grant.opened', 3000, since);
+    await daemon.kill('SIGTERM');
+    assert.ok((await allowed()).includes('table inet sesame'), 'the table outlives the daemon');
+    assert.equal(await connect(topo.server.v4, 400), true, 'a live grant still works with the daemon stopped');
+    assert.equal(await tcpConnect(topo.client.ns, topo.server.v4, PORT, 400, topo.client.v4b), false, 'no grant for this source: still closed');
+    const r = await execIn(topo.server.ns, [process.execPath, CLI, 'server', '-c', dir.configPath, '--cleanup']);
+    assert.equal(r.code, 0, r.stderr);
+    const tables = await execIn(topo.server.ns, ['nft', 'list', 'tables']);
+    assert.doesNotMatch(tables.stdout, /inet sesame/);
+    assert.equal(await tcpConnect(topo.client.ns, topo.server.v4, PORT, 400, topo.client.v4b), true, 'without sesame the port is unguarded');
+    daemon = await start();
   });
 
   test('the daemon never answers: no packet goes back to the knocking host', async () => {
