@@ -1,6 +1,6 @@
 // The one module that builds knock packets (client side). Inputs are typed values from the caller; randomness is injected so test vectors are reproducible.
 import { randomFillSync } from 'node:crypto';
-import { Packr } from 'msgpackr';
+import { Packr } from 'msgpackr/pack';
 import type { Access } from './access.ts';
 import type { Address } from './address.ts';
 import { concat, utf8 } from './bytes.ts';

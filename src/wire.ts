@@ -1,6 +1,7 @@
 // The one module that parses untrusted bytes: captured frames (link layer, IP, UDP), the knock's outer packet, inner plaintext and payload. Exact lengths first; typed values out; drops as reason codes, never exceptions.
 import { Ajv } from 'ajv';
-import { Unpackr } from 'msgpackr';
+// msgpackr/unpack resolves to the pure-JS build in Node: the native string extractor (msgpackr-extract) never sees untrusted bytes.
+import { Unpackr } from 'msgpackr/unpack';
 import type { Access } from './access.ts';
 import { addressFromBytes } from './address.ts';
 import type { Address } from './address.ts';
