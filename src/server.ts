@@ -65,6 +65,21 @@ function lostKeys(before: UserTable, after: UserTable): Map<string, string> {
 }
 
 export async function runServer(config: ServerConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  // Installed first: without a handler, a SIGHUP during start-up (a log rotation, say) would end the process.
+  let onHup = (): void => {};
+  const hup = (): void => onHup();
+  process.on('SIGHUP', hup);
+  try {
+    return await start(config, log, hup, (handler) => {
+      onHup = handler;
+    });
+  } catch (err) {
+    process.off('SIGHUP', hup);
+    throw err;
+  }
+}
+
+async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: (handler: () => void) => void): Promise<RunningServer> {
   await loadSodium();
   const server = readServerSecretKey(config.serverKeyPath);
   let users = loadUsers(config.usersPath);
@@ -128,8 +143,7 @@ export async function runServer(config: ServerConfig, log: Logger = createLogger
     clearTimeout(pending);
     pending = setTimeout(() => void reload(), 10); // coalesces the events of one rename; a rename is atomic, so no half-written file is read
   });
-  const onHup = (): void => void reload();
-  process.on('SIGHUP', onHup);
+  onHup(() => void reload());
 
   const housekeeping = setInterval(() => {
     grants.prune();
@@ -149,7 +163,7 @@ export async function runServer(config: ServerConfig, log: Logger = createLogger
     clearInterval(housekeeping);
     clearTimeout(pending);
     watcher.close();
-    process.off('SIGHUP', onHup);
+    process.off('SIGHUP', hup);
     await capture.close();
     await replay.durable().catch(() => {});
     replay.close();
