@@ -3,6 +3,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
+import { removeNamespace as removeOwnedNamespace } from '../../src/netns.ts';
 
 export interface Topology {
   readonly server: { readonly ns: string; readonly v4: string; readonly v6: string };
@@ -45,21 +46,9 @@ function missingRequirement(): string | undefined {
   return undefined;
 }
 
-/** Deletes a namespace and ends whatever still runs in it; synchronous so it also works in an 'exit' handler. */
+/** Deletes a namespace and everything still running in it (src/netns.ts), and forgets it. */
 function removeNamespace(ns: string): void {
-  if (!ns.startsWith('sesame-')) throw new Error(`refusing to touch namespace ${ns}`);
-  try {
-    // Everything inside was started by this harness (listeners, drivers); it would keep the namespace alive.
-    const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    for (const pid of pids.split('\n').filter((p) => /^\d+$/.test(p))) process.kill(Number(pid), 'SIGKILL');
-  } catch {
-    // the namespace does not exist
-  }
-  try {
-    execFileSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
-  } catch {
-    // already gone
-  }
+  removeOwnedNamespace(ns);
   live.delete(ns);
 }
 
