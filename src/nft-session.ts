@@ -91,7 +91,8 @@ export class NftInteractive {
     const timer = setTimeout(() => this.#lost(child, `no acknowledgement within ${this.#timeoutMs} ms`), this.#timeoutMs);
     this.#inFlight = { id, requests, timer };
     this.#sent += requests.length;
-    child.stdin.write(`${requests.map((r) => r.line).join('; ')}\n${ACK_PREFIX}${id}\n`);
+    // Identical requests (a source re-knocking for the same port and time) are one change: send it once.
+    child.stdin.write(`${[...new Set(requests.map((r) => r.line))].join('; ')}\n${ACK_PREFIX}${id}\n`);
   }
 
   #spawn(): NftChild {
