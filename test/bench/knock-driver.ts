@@ -1,6 +1,6 @@
 // Benchmark client, run inside the client namespace: measures knock-to-open latency, or sends a burst of distinct valid knocks. Prints one JSON line.
 import { createSocket } from 'node:dgram';
-import { connect } from 'node:net';
+import { knockToOpenMs, sendInBursts } from './probe.ts';
 import { buildKnock, systemRandom } from '../../src/knock.ts';
 import { readServerPublicKey, readUserSecretKey } from '../../src/keyfile.ts';
 import { loadSodium } from '../../src/sodium.ts';
@@ -28,25 +28,11 @@ const socket = createSocket(args.host.includes(':') ? 'udp6' : 'udp4');
 if (args.from !== undefined) await new Promise<void>((resolve) => socket.bind({ address: args.from, port: 0 }, resolve));
 const send = (packet: Uint8Array): Promise<void> => new Promise((resolve, reject) => socket.send(packet, args.knockPort, args.host, (e) => (e ? reject(e) : resolve())));
 
-/** One connect attempt with a short timeout: a SYN to a closed (dropped) port is abandoned and retried, not left to TCP's 1 s retransmit. */
-function tryConnect(port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: args.host, port });
-    const timer = setTimeout(() => { s.destroy(); resolve(false); }, timeoutMs);
-    s.on('connect', () => { clearTimeout(timer); s.destroy(); resolve(true); });
-    s.on('error', () => { clearTimeout(timer); resolve(false); });
-  });
-}
-
 if (args.mode === 'latency') {
   const latenciesMs: number[] = [];
   for (const port of args.ports) {
     const packet = buildKnock({ access: [{ proto: 'tcp', port }] }, user, server, Date.now(), systemRandom);
-    const t0 = process.hrtime.bigint();
-    await send(packet);
-    let ok = false;
-    while (!ok && Number(process.hrtime.bigint() - t0) < 3e9) ok = await tryConnect(port, 2);
-    latenciesMs.push(ok ? Number(process.hrtime.bigint() - t0) / 1e6 : Infinity);
+    latenciesMs.push(await knockToOpenMs(() => send(packet), args.host, port));
   }
   process.stdout.write(`${JSON.stringify({ latenciesMs })}\n`);
 } else if (args.mode === 'paced') {
@@ -64,12 +50,7 @@ if (args.mode === 'latency') {
   const port = args.ports[0] ?? 22;
   // Built before the clock starts: building costs the client more than checking costs the server.
   const packets = Array.from({ length: count }, () => buildKnock({ access: [{ proto: 'tcp', port }] }, user, server, Date.now(), systemRandom));
-  const t0 = Date.now();
-  const perBurst = args.perBurst ?? 100;
-  for (let i = 0; i < packets.length; i += perBurst) {
-    await Promise.all(packets.slice(i, i + perBurst).map(send));
-    await new Promise((r) => setTimeout(r, args.burstGapMs ?? 10));
-  }
+  const t0 = await sendInBursts(packets, send, args.perBurst ?? 100, args.burstGapMs ?? 10);
   process.stdout.write(`${JSON.stringify({ sent: count, startedMs: t0, elapsedMs: Date.now() - t0 })}\n`);
 }
 socket.close();
