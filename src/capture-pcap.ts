@@ -20,7 +20,11 @@ export const INSTALL_HINT = 'pcap capture needs the optional package cap and lib
 
 /** Knocks are under 600 bytes: a longer frame is dropped unparsed (cap flags it truncated). */
 const FRAME_BUFFER_BYTES = 4096;
-/** Kernel ring (pcap_set_buffer_size): absorbs a burst while the event loop is busy (a valid knock costs ~0.5 ms of CPU). */
+/**
+ * Kernel ring (pcap_set_buffer_size): absorbs a burst while the event loop is busy (a valid knock costs ~0.5 ms of CPU).
+ * cap fixes the snaplen at 65535 and immediate mode makes libpcap use TPACKET_V2, whose slots are snaplen-sized: 16 MiB
+ * holds about 250 frames, whatever their size. Bursts beyond that are lost here that a dgram socket would keep.
+ */
 const RING_BYTES = 16 * 1024 * 1024;
 const INTERFACE_NAME = /^[^\s/\u0000]{1,15}$/;
 
