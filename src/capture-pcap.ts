@@ -1,5 +1,6 @@
 // Knock capture by passive libpcap sniffing (optional package 'cap'): sees packets before netfilter drops them and needs no bound socket. Trusts nothing in a frame: wire.ts parses it.
 import type { Capture, OnPacket } from './capture.ts';
+import { CAPTURE } from './limits.ts';
 import { FRAME_DROP, isParsedLinkType, parseFrame } from './wire.ts';
 import type { FrameDrop } from './wire.ts';
 
@@ -18,14 +19,6 @@ export interface PcapCaptureOptions {
 
 export const INSTALL_HINT = 'pcap capture needs the optional package cap and libpcap: apt-get install libpcap-dev && npm install cap';
 
-/** Knocks are under 600 bytes: a longer frame is dropped unparsed (cap flags it truncated). */
-const FRAME_BUFFER_BYTES = 4096;
-/**
- * Kernel ring (pcap_set_buffer_size): absorbs a burst while the event loop is busy (a valid knock costs ~0.5 ms of CPU).
- * cap fixes the snaplen at 65535 and immediate mode makes libpcap use TPACKET_V2, whose slots are snaplen-sized: 16 MiB
- * holds about 250 frames, whatever their size. Bursts beyond that are lost here that a dgram socket would keep.
- */
-const RING_BYTES = 16 * 1024 * 1024;
 const INTERFACE_NAME = /^[^\s/\u0000]{1,15}$/;
 
 /** cap names the DLTs it knows and formats the rest as 'Unknown linktype <n>'. */
@@ -100,12 +93,12 @@ export class PcapCapture implements Capture {
     // cap always opens in promiscuous mode and prints a libpcap warning on stderr for an interface without IPv4
     // address (and for 'any'). Cooked captures mark frames for other hosts (dropped in wire.ts); Ethernet ones cannot.
     const handle = new binding.Cap();
-    const buffer = Buffer.alloc(FRAME_BUFFER_BYTES);
+    const buffer = Buffer.alloc(CAPTURE.pcapFrameBufferBytes);
     // A plain view, so that slice() below copies (Buffer#slice would not).
     const view = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
     let linkName: string;
     try {
-      linkName = handle.open(device, `udp dst port ${this.#port}`, RING_BYTES, buffer);
+      linkName = handle.open(device, `udp dst port ${this.#port}`, CAPTURE.pcapRingBytes, buffer);
     } catch (err) {
       failedOpens.push(handle);
       const reason = firstLine(err);

@@ -5,9 +5,8 @@ import { parseAddress } from './address.ts';
 import type { Address } from './address.ts';
 import type { Capture, OnPacket } from './capture.ts';
 import { EXIT, OperatorError } from './errors.ts';
+import { CAPTURE } from './limits.ts';
 
-/** Large enough to ride out a flood burst without the kernel dropping the legitimate knock in it. */
-const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export class UdpCapture implements Capture {
   private readonly sockets: Socket[] = [];
@@ -26,8 +25,8 @@ export class UdpCapture implements Capture {
   private bind(address: Address, onPacket: OnPacket): Promise<Socket> {
     // ipv6Only: "::" must not also take IPv4 (that would deliver each IPv4 knock twice when 0.0.0.0 is listed too).
     const socket = address.family === 4
-      ? createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES })
-      : createSocket({ type: 'udp6', ipv6Only: true, recvBufferSize: RECEIVE_BUFFER_BYTES });
+      ? createSocket({ type: 'udp4', recvBufferSize: CAPTURE.udpReceiveBufferBytes })
+      : createSocket({ type: 'udp6', ipv6Only: true, recvBufferSize: CAPTURE.udpReceiveBufferBytes });
     return new Promise((resolve, reject) => {
       socket.once('error', (err) => {
         reject(new OperatorError(`cannot listen on UDP ${address.family === 6 ? `[${address.text}]` : address.text}:${this.port}: ${err.message}`, EXIT.network));

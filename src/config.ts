@@ -4,7 +4,7 @@ import { parseAccess } from './access.ts';
 import type { Access } from './access.ts';
 import { parseAddress } from './address.ts';
 import type { Address } from './address.ts';
-import { DEFAULTS } from './limits.ts';
+import { DEFAULT_LIMITS, DEFAULTS } from './limits.ts';
 import { compileSchema, invalid, readJsonFile, schemaErrors } from './schema.ts';
 
 export type CaptureMode = 'udp' | 'pcap';
@@ -94,13 +94,13 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
     capture: { mode: c.capture?.mode ?? 'udp', interfaces: c.capture?.interfaces ?? ['any'] },
     table: c.firewall?.table ?? 'sesame',
     limits: {
-      perSourcePerSecond: limits.perSourcePerSecond ?? 5,
-      perSourceBurst: limits.perSourceBurst ?? 10,
-      maxSources: limits.maxSources ?? 65_536,
-      maxReplayEntries: limits.maxReplayEntries ?? 1_000_000,
-      maxGrants: limits.maxGrants ?? 100_000,
-      kernelPerSourcePerSecond: limits.kernelPerSourcePerSecond ?? 50,
-      kernelPerSourceBurst: limits.kernelPerSourceBurst ?? 100,
+      perSourcePerSecond: limits.perSourcePerSecond ?? DEFAULT_LIMITS.perSourcePerSecond,
+      perSourceBurst: limits.perSourceBurst ?? DEFAULT_LIMITS.perSourceBurst,
+      maxSources: limits.maxSources ?? DEFAULT_LIMITS.maxSources,
+      maxReplayEntries: limits.maxReplayEntries ?? DEFAULT_LIMITS.maxReplayEntries,
+      maxGrants: limits.maxGrants ?? DEFAULT_LIMITS.maxGrants,
+      kernelPerSourcePerSecond: limits.kernelPerSourcePerSecond ?? DEFAULT_LIMITS.kernelPerSourcePerSecond,
+      kernelPerSourceBurst: limits.kernelPerSourceBurst ?? DEFAULT_LIMITS.kernelPerSourceBurst,
     },
   };
 }

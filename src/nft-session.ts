@@ -2,12 +2,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
+import { NFT } from './limits.ts';
 
-/** nft's interactive mode keeps every line in memory (libedit history) and slows as it grows; a fresh process is cheap. */
-const RECYCLE_AFTER_REQUESTS = 1_000;
-const SPARE_LEAD_REQUESTS = 100;
-/** Concurrent requests sent as one transaction; bounds the line length. */
-const MAX_BATCH_REQUESTS = 64;
 /** Deliberately invalid syntax: nft answers on stderr with an error that echoes this line, after everything it printed for the line before. */
 const ACK_PREFIX = 'sesame-ack-';
 /** libedit would read ~/.editrc and write every command (grant addresses) to ~/.nft.history; nothing can exist under /dev/null. */
@@ -84,7 +80,7 @@ export class NftInteractive {
     const child = this.#child ?? this.#promote();
     let count = 1;
     if (this.#queue[0]?.solo === false) {
-      while (count < MAX_BATCH_REQUESTS && this.#queue[count]?.solo === false) count++;
+      while (count < NFT.maxBatchRequests && this.#queue[count]?.solo === false) count++;
     }
     const requests = this.#queue.splice(0, count);
     const id = this.#nextId++;
@@ -146,8 +142,8 @@ export class NftInteractive {
     } else {
       for (const r of batch.requests) r.reject(new Error(`nft refused "${r.line.slice(0, 200)}": ${errors.join('; ')}`));
     }
-    if (this.#sent >= RECYCLE_AFTER_REQUESTS - SPARE_LEAD_REQUESTS && this.#spare === undefined && !this.#closed) this.#spare = this.#spawn();
-    if (this.#sent >= RECYCLE_AFTER_REQUESTS) {
+    if (this.#sent >= NFT.recycleAfterRequests - NFT.spareLeadRequests && this.#spare === undefined && !this.#closed) this.#spare = this.#spawn();
+    if (this.#sent >= NFT.recycleAfterRequests) {
       // It exits at end of input, and its exit is no longer ours to handle. (Measured: the exit of an nft that has
       // run many transactions stalls the next one in the kernel by ~20 ms, once per recycle.)
       this.#child?.stdin.end();

@@ -4,7 +4,7 @@ import { isPort, isProto } from './access.ts';
 import { addressFromBytes } from './address.ts';
 import type { Firewall, Grant, GrantTarget, KnockPortGuard } from './firewall.ts';
 import type { Access } from './access.ts';
-import { CEILING } from './limits.ts';
+import { CEILING, NFT } from './limits.ts';
 import { NFT_ENV, NftInteractive } from './nft-session.ts';
 
 export interface NftablesOptions {
@@ -25,7 +25,6 @@ export interface AllowedEntry {
 
 const DEFAULT_TABLE = 'sesame';
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
-const DEFAULT_TIMEOUT_MS = 5_000;
 
 function checkTable(name: string): string {
   if (!TABLE_NAME.test(name)) throw new Error(`nftables table name "${name}" must match ${TABLE_NAME}`);
@@ -134,7 +133,7 @@ export class NftablesFirewall implements Firewall {
   constructor(options: NftablesOptions = {}) {
     this.table = checkTable(options.table ?? DEFAULT_TABLE);
     this.#nftPath = options.nftPath ?? 'nft';
-    this.#nft = new NftInteractive(this.#nftPath, options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS);
+    this.#nft = new NftInteractive(this.#nftPath, options.commandTimeoutMs ?? NFT.commandTimeoutMs);
   }
 
   async setup(protectedPorts: readonly Access[], guard?: KnockPortGuard): Promise<void> {

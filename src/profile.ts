@@ -9,7 +9,7 @@ import { parseAddress } from './address.ts';
 import type { Address } from './address.ts';
 import { configHome, DEFAULT_IDENTITY } from './args.ts';
 import { EXIT, OperatorError } from './errors.ts';
-import { DEFAULTS } from './limits.ts';
+import { DEFAULTS, WAIT } from './limits.ts';
 
 /** Where the server public key comes from: a file, or the key line itself written in a profile. */
 export type ServerKeySource = { readonly kind: 'file'; readonly path: string } | { readonly kind: 'inline'; readonly line: string; readonly where: string };
@@ -47,7 +47,7 @@ export interface ClientConfig {
   readonly profiles: ReadonlyMap<string, KnockOptions>;
 }
 
-export const DEFAULT_TIMEOUT_SECONDS = 5;
+export const DEFAULT_TIMEOUT_SECONDS = WAIT.defaultTimeoutSeconds;
 
 /** The file format, for --help; src/schema/client.schema.json is the reference. */
 export const CONFIG_HELP = `The config file is JSON (schema: src/schema/client.schema.json in the package; unknown keys are errors):

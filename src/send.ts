@@ -5,25 +5,7 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { EXIT, OperatorError } from './errors.ts';
-import { DEFAULTS } from './limits.ts';
-
-export const WAIT = {
-  /**
-   * Connect attempts this long after the knock, dense at first: on a near network the grant lands within a few
-   * milliseconds, and an attempt whose SYN arrived before it is dropped and only ends at its timeout.
-   */
-  firstAttemptsMs: [0, 2, 4, 8, 16, 32, 64, 110],
-  /** Then a new attempt this often. */
-  pollMs: 150,
-  /**
-   * Per attempt. Just under Linux's 1 s initial SYN retransmission, so an attempt whose SYN the firewall
-   * dropped ends instead of connecting late, as a duplicate, once the port opens.
-   */
-  attemptTimeoutMs: 900,
-  /** UDP is unacknowledged: if nothing opened by then, the knock may be lost, so send a fresh one. */
-  firstReknockMs: 1000,
-  reknockEveryMs: 1500,
-} as const;
+import { DEFAULTS, WAIT } from './limits.ts';
 
 export interface Target {
   /** As the user gave it, for messages. */

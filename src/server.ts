@@ -19,6 +19,7 @@ import { RateLimiter } from './ratelimit.ts';
 import { ReplayStore } from './replay.ts';
 import { loadSodium } from './sodium.ts';
 import { loadUsers } from './users.ts';
+import { DROP_LOG } from './limits.ts';
 import type { UserTable } from './users.ts';
 
 export interface RunningServer {
@@ -88,7 +89,7 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
   await setupFirewall(firewall, config);
   const replay = new ReplayStore({ dir: join(config.stateDir, 'replay'), windowMs: config.windowMs, maxEntries: config.limits.maxReplayEntries, now });
   const grants = new GrantBook(config.limits.maxGrants, now);
-  const drops = new DropLog(log, { perInterval: 20, intervalMs: 10_000, now });
+  const drops = new DropLog(log, { ...DROP_LOG, now });
   const deps: PipelineDeps = {
     server,
     users: () => users,
