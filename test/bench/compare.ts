@@ -3,7 +3,7 @@
 // per second, CPU per 1,000 knocks (daemon plus its iptables/nft child processes), idle and loaded RSS, per-knock cost with 1 vs 1,000
 // users, and whether access is left open after SIGKILL plus the grant's timeout. Prints one table with ratios and the targets; asserts nothing.
 // Needs root; installs fwknop from apt if missing; only touches the sesame-* namespaces and temp dirs it creates.
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,7 +23,7 @@ import { buildSpaPackets, ensureFwknop, Fwknopd, fwknopdVersion, makeFwknopDir }
 import type { FwknopOptions, FwknopSetup } from '../helpers/fwknop.ts';
 import { createTopology, execIn, sendUdp, skipReason, spawnIn, tcpConnect } from '../helpers/netns.ts';
 import type { Topology } from '../helpers/netns.ts';
-import { percentile } from './measure.ts';
+import { percentile, treeCpu, treeRss } from './measure.ts';
 
 const DRIVER = fileURLToPath(new URL('./compare-driver.js', import.meta.url));
 const KNOCK_PORT = 62201;
@@ -57,56 +57,6 @@ function tracked<T extends { remove(): void }>(x: T): T {
   const c = (): void => x.remove();
   cleanups.add(c);
   return { ...x, remove: () => { cleanups.delete(c); x.remove(); } };
-}
-
-// ---------------------------------------------------------------------------------------------------------------------------------
-// Process-tree accounting from /proc: the daemon plus whatever it runs (fwknopd forks iptables per rule; sesame keeps an `nft -i`).
-
-interface Proc { ppid: number; self: number; reaped: number }
-
-function procTable(): Map<number, Proc> {
-  const table = new Map<number, Proc>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
-      table.set(Number(name), { ppid: Number(f[1]), self: (Number(f[11]) + Number(f[12])) / 100, reaped: (Number(f[13]) + Number(f[14])) / 100 });
-    } catch {
-      // exited while we looked
-    }
-  }
-  return table;
-}
-
-function tree(pid: number, table = procTable()): number[] {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) for (const [p, e] of table) if (e.ppid === out[i]) out.push(p);
-  return out.filter((p) => table.has(p));
-}
-
-/** CPU seconds of pid and all its descendants, living and exited (reaped children's time is in their parent's cutime/cstime). */
-function treeCpu(pid: number): { total: number; children: number } {
-  const table = procTable();
-  const root = table.get(pid);
-  if (root === undefined) throw new Error(`process ${pid} is gone`);
-  let total = 0;
-  for (const p of tree(pid, table)) total += (table.get(p)?.self ?? 0) + (table.get(p)?.reaped ?? 0);
-  return { total, children: total - root.self };
-}
-
-function rssOf(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
-}
-
-/** RSS of the daemon and of its resident helper processes (sesame's nft -i), MiB. */
-function treeRss(pid: number): { total: number; main: number } {
-  const main = rssOf(pid);
-  return { total: tree(pid).reduce((n, p) => n + rssOf(p), 0), main };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { buildKnock, systemRandom } from '../../src/knock.ts';
 import { loadSodium } from '../../src/sodium.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import { createTopology, execIn, sendUdp, startTcpListener } from '../helpers/netns.ts';
-import { cpuSeconds, percentile, rssMiB } from './measure.ts';
+import { percentile, rssMiB, treeCpu } from './measure.ts';
 
 const FLOODER = fileURLToPath(new URL('./flooder.js', import.meta.url));
 const DRIVER = fileURLToPath(new URL('./knock-driver.js', import.meta.url));
@@ -40,7 +40,7 @@ export async function floodRun(tag: string, captureArgs: readonly string[] = [],
     await sendUdp(topo.client.ns, topo.server.v4, 62201, replayed, topo.client.v4b);
     await daemon.event('knock.accepted', 3000);
     const rssBefore = rssMiB(pid);
-    const cpu0 = cpuSeconds(pid);
+    const cpu0 = treeCpu(pid).total;
     const flooders = (['random', 'badmac', 'replay'] as const).map((kind) =>
       execIn(topo.client.ns, [process.execPath, FLOODER, JSON.stringify({ host: topo.server.v4, port: 62201, from: topo.client.v4b, seconds: SECONDS, kind, packetHex: Buffer.from(replayed).toString('hex') })], { timeoutMs: (SECONDS + 30) * 1000 }),
     );
@@ -53,7 +53,7 @@ export async function floodRun(tag: string, captureArgs: readonly string[] = [],
     if (legit.code !== 0) throw new Error(`legitimate sender failed: ${legit.stderr}`);
     const { sentAt } = JSON.parse(legit.stdout) as { sentAt: number[] };
     const results = await Promise.all(flooders);
-    const cpu1 = cpuSeconds(pid);
+    const cpu1 = treeCpu(pid).total;
     await sleep(1000);
     const accepted = daemon.events.slice(since).filter((e) => e.event === 'grant.opened' && e['address'] === topo.client.v4);
     // Each legitimate knock is matched to the first grant logged after it was sent.

@@ -5,7 +5,7 @@ import { loadSodium } from '../../src/sodium.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import { createTopology, execIn, startTcpListener } from '../helpers/netns.ts';
 import { floodRun } from './flood.ts';
-import { cpuSeconds, percentile, rssMiB } from './measure.ts';
+import { percentile, rssMiB, treeCpu } from './measure.ts';
 
 const DRIVER = fileURLToPath(new URL('./knock-driver.js', import.meta.url));
 const FIRST_PORT = 20000;
@@ -53,10 +53,10 @@ export async function serverRun(tag: string, captureArgs: readonly string[]): Pr
     const { latenciesMs } = (await drive({ mode: 'latency', ports })) as { latenciesMs: number[] };
     const openMs = daemon.events.filter((e) => e.event === 'grant.opened').map((e) => Number(e['openMs'])).sort((a, b) => a - b);
     const acceptedBefore = daemon.events.filter((e) => e.event === 'knock.accepted').length;
-    const cpu0 = cpuSeconds(pid);
+    const cpu0 = treeCpu(pid).total;
     const flood = (await drive({ mode: 'flood', ports: [FIRST_PORT], count: FLOOD_KNOCKS, perBurst: 200, burstGapMs: 20 })) as { sent: number; startedMs: number };
     await sleep(1500);
-    const cpu1 = cpuSeconds(pid);
+    const cpu1 = treeCpu(pid).total;
     const accepted = daemon.events.filter((e) => e.event === 'knock.accepted').slice(acceptedBefore);
     const lastMs = Math.max(...accepted.map((e) => Date.parse(String(e['time']))));
     const loadedRss = rssMiB(pid);
