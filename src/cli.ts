@@ -6,12 +6,12 @@ import { EXIT, OperatorError } from './errors.ts';
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  demo: { summary: 'run a narrated demo in throwaway network namespaces (root)', load: async () => (await import('./cmd-demo.ts')).demo },
-  keygen: { summary: 'create a user key (Ed25519) or, with --server, a server key (X25519)', load: async () => (await import('./cmd-keygen.ts')).keygen },
-  server: { summary: 'run the daemon, or: server init DIR | --check | --cleanup', load: async () => (await import('./cmd-server.ts')).server },
-  knock: { summary: 'send one knock to open a port on a server (--wait: until it is open)', load: async () => (await import('./cmd-knock.ts')).knock },
-  'ssh-proxy': { summary: 'knock, wait for the port, then relay stdin/stdout (ssh ProxyCommand)', load: async () => (await import('./cmd-knock.ts')).sshProxy },
-  user: { summary: "manage the server's users: add | list | show | revoke | remove", load: async () => (await import('./cmd-user.ts')).user },
+  demo: { summary: 'run a narrated demo in throwaway network namespaces (root)', load: async () => (await import('./demo/demo.ts')).demo },
+  keygen: { summary: 'create a user key (Ed25519) or, with --server, a server key (X25519)', load: async () => (await import('./cli/keygen.ts')).keygen },
+  server: { summary: 'run the daemon, or: server init DIR | --check | --cleanup', load: async () => (await import('./cli/server.ts')).server },
+  knock: { summary: 'send one knock to open a port on a server (--wait: until it is open)', load: async () => (await import('./cli/knock.ts')).knock },
+  'ssh-proxy': { summary: 'knock, wait for the port, then relay stdin/stdout (ssh ProxyCommand)', load: async () => (await import('./cli/knock.ts')).sshProxy },
+  user: { summary: "manage the server's users: add | list | show | revoke | remove", load: async () => (await import('./cli/user.ts')).user },
 };
 
 export function version(): string {

@@ -31,3 +31,13 @@ export class OperatorError extends Error {
     this.exitCode = exitCode;
   }
 }
+
+/** The message of anything thrown, for logs and operator messages. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The errno code of a failed system call ('ENOENT', 'EACCES', ...), or '' for anything else. */
+export function errnoCode(err: unknown): string {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : '';
+}

@@ -1,32 +1,4 @@
-// Every size, window, rate and cap sesame uses, with its unit in the name. Trusts nothing; holds no logic.
-
-/** Wire layout of protocol version 1 (see README.md, "Protocol"). */
-export const WIRE = {
-  /** "ses" followed by the version byte. */
-  header: Uint8Array.of(0x73, 0x65, 0x73, 0x01),
-  headerBytes: 4,
-  mac1Bytes: 16,
-  /** crypto_box_seal overhead: ephemeral public key (32) + Poly1305 tag (16). */
-  sealOverheadBytes: 48,
-  keyIdBytes: 16,
-  signatureBytes: 64,
-  minPayloadBytes: 24,
-  maxPayloadBytes: 320,
-  nonceBytes: 16,
-  maxAccessEntries: 16,
-} as const;
-
-export const INNER_FIXED_BYTES = WIRE.keyIdBytes + WIRE.signatureBytes;
-export const OUTER_FIXED_BYTES = WIRE.headerBytes + WIRE.mac1Bytes + WIRE.sealOverheadBytes + INNER_FIXED_BYTES;
-export const MIN_PACKET_BYTES = OUTER_FIXED_BYTES + WIRE.minPayloadBytes;
-export const MAX_PACKET_BYTES = OUTER_FIXED_BYTES + WIRE.maxPayloadBytes;
-
-/** Domain-separation strings: every hash and signature says what it is for. */
-export const LABEL = {
-  mac1Key: 'sesame/v1/mac1-key',
-  keyId: 'sesame/v1/key-id',
-  signature: 'sesame/v1/knock',
-} as const;
+// Every bound sesame uses outside the wire layout (protocol/layout.ts): windows, rates, caps, timeouts, with the unit in the name. Holds no logic.
 
 export const DEFAULTS = {
   knockPort: 62201,
@@ -60,6 +32,8 @@ export const WAIT = {
   /** UDP is unacknowledged: if nothing opened by then, the knock may be lost, so send a fresh one. */
   firstReknockMs: 1000,
   reknockEveryMs: 1500,
+  /** Upper bound of --timeout. */
+  maxTimeoutSeconds: 600,
 } as const;
 
 /** Receive buffers. */
@@ -85,6 +59,33 @@ export const NFT = {
   spareLeadRequests: 100,
   /** Concurrent requests sent as one transaction; bounds the line length. */
   maxBatchRequests: 64,
+  /** nft's diagnostic lines kept per transaction (an error echoes the command; more is noise). */
+  maxDiagnosticLines: 100,
+} as const;
+
+/** sesame's nftables table. */
+export const TABLE = {
+  defaultName: 'sesame',
+  /** Per-source knock-port meters: bounded in size, and an idle source's entry expires. */
+  meterSize: 65_535,
+  meterTimeoutSeconds: 10,
+  /** Rate and burst a config may set for the kernel meter. */
+  maxMeterRate: 1_000_000,
+} as const;
+
+/** Captured frames (pcap mode). */
+export const FRAME = {
+  /** 802.1ad QinQ is two tags; deeper stacks are not a real network's. */
+  maxVlanTags: 2,
+  maxIpv6ExtensionHeaders: 8,
+} as const;
+
+/** The daemon's own timers. */
+export const DAEMON = {
+  /** Events of one users-file rename arrive together; a rename is atomic, so waiting this long reads no half-written file. */
+  usersReloadDebounceMs: 10,
+  /** Pruning expired table entries and flushing the drop log's summary. */
+  housekeepingMs: 10_000,
 } as const;
 
 /** Defaults of the config's "limits" (schema/config.schema.json documents each). */
@@ -97,6 +98,9 @@ export const DEFAULT_LIMITS = {
   kernelPerSourcePerSecond: 50,
   kernelPerSourceBurst: 100,
 } as const;
+
+/** The rate limiter: a full scan to evict idle sources at most this often, so a spoofed-source flood cannot turn each packet into an O(table) walk. */
+export const RATE_LIMIT = { evictScanEveryMs: 100 } as const;
 
 /** Drop events logged per interval; the rest are counted and summarised. */
 export const DROP_LOG = { perInterval: 20, intervalMs: 10_000 } as const;

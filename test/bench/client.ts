@@ -1,7 +1,7 @@
 // Client benchmark: wall time of the real CLI (`sesame knock --wait`, and ssh logins through `sesame ssh-proxy`) against the real daemon and sshd in namespaces, timed from the host around each process. Prints figures; asserts nothing.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSodium } from '../../src/sodium.ts';
+import { loadSodium } from '../../src/protocol/sodium.ts';
 import { CLI, Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import { createTopology, execIn } from '../helpers/netns.ts';
 import type { ExecResult } from '../helpers/netns.ts';

@@ -2,8 +2,8 @@
 // while legitimate knocks arrive from another address. Reports their success rate and latency, daemon CPU and memory. Prints figures.
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildKnock, systemRandom } from '../../src/knock.ts';
-import { loadSodium } from '../../src/sodium.ts';
+import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
+import { loadSodium } from '../../src/protocol/sodium.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import { createTopology, execIn, sendUdp, startTcpListener } from '../helpers/netns.ts';
 import { percentile, rssMiB, treeCpu } from './measure.ts';

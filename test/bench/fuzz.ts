@@ -1,5 +1,5 @@
 // The long fuzz run: 1,000,000 generated packets (default; FUZZ_PACKETS to change) through the full in-process pipeline. Prints figures; throws on any crash or wrong acceptance.
-import { loadSodium } from '../../src/sodium.ts';
+import { loadSodium } from '../../src/protocol/sodium.ts';
 import { fuzzWorld, runFuzz } from '../helpers/fuzz.ts';
 
 const count = Number(process.env['FUZZ_PACKETS'] ?? '1000000');

@@ -1,9 +1,9 @@
 // Benchmark client, run inside the client namespace: measures knock-to-open latency, or sends a burst of distinct valid knocks. Prints one JSON line.
 import { createSocket } from 'node:dgram';
 import { knockToOpenMs, sendInBursts } from './probe.ts';
-import { buildKnock, systemRandom } from '../../src/knock.ts';
-import { readServerPublicKey, readUserSecretKey } from '../../src/keyfile.ts';
-import { loadSodium } from '../../src/sodium.ts';
+import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
+import { readServerPublicKey, readUserSecretKey } from '../../src/protocol/keyfile.ts';
+import { loadSodium } from '../../src/protocol/sodium.ts';
 
 interface Args {
   mode: 'latency' | 'flood' | 'paced';

@@ -1,12 +1,12 @@
 // Protocol benchmark: knocks built and checked per second on one core, and how much cheaper junk is to reject. Prints figures; asserts nothing.
-import { toHex } from '../../src/bytes.ts';
-import { checkKnock } from '../../src/check.ts';
-import type { CheckContext } from '../../src/check.ts';
-import { deriveKeyId, generateServerKeys, generateUserKeys } from '../../src/keys.ts';
-import { buildKnock, systemRandom } from '../../src/knock.ts';
-import { WIRE } from '../../src/limits.ts';
-import { loadSodium, sodium } from '../../src/sodium.ts';
-import type { AuthorizedKey } from '../../src/verify.ts';
+import { toHex } from '../../src/protocol/bytes.ts';
+import { checkKnock } from '../helpers/verdict.ts';
+import type { CheckContext } from '../helpers/verdict.ts';
+import { deriveKeyId, generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
+import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
+import { WIRE } from '../../src/protocol/layout.ts';
+import { loadSodium, sodium } from '../../src/protocol/sodium.ts';
+import type { AuthorizedKey } from '../../src/server/verify.ts';
 
 await loadSodium();
 const server = generateServerKeys();

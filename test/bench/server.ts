@@ -1,7 +1,7 @@
 // Server benchmark: the real daemon in a namespace; knock-to-open latency, valid knocks processed per second, CPU per knock and RSS. Prints figures; asserts nothing.
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadSodium } from '../../src/sodium.ts';
+import { loadSodium } from '../../src/protocol/sodium.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import { createTopology, execIn, startTcpListener } from '../helpers/netns.ts';
 import { floodRun } from './flood.ts';

@@ -1,11 +1,11 @@
 // End to end, pcap mode: no socket on the knock port and a firewall rule (outside sesame's table) dropping it, yet knocks are seen by libpcap and open the door; replay, bad packets and IPv6 as in dgram mode.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { generateServerKeys } from '../../src/keys.ts';
-import type { UserKeys } from '../../src/keys.ts';
-import { buildKnock, systemRandom } from '../../src/knock.ts';
-import { loadSodium } from '../../src/sodium.ts';
-import { parseAddress } from '../../src/address.ts';
+import { generateServerKeys } from '../../src/protocol/keys.ts';
+import type { UserKeys } from '../../src/protocol/keys.ts';
+import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
+import { loadSodium } from '../../src/protocol/sodium.ts';
+import { parseAddress } from '../../src/protocol/address.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
 import { createTopology, execIn, sendUdp, skipReason, startTcpListener, tcpConnect } from '../helpers/netns.ts';

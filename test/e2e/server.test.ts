@@ -2,12 +2,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseAddress } from '../../src/address.ts';
-import { generateServerKeys } from '../../src/keys.ts';
-import type { UserKeys } from '../../src/keys.ts';
-import { buildKnock, systemRandom } from '../../src/knock.ts';
-import type { KnockRequest } from '../../src/knock.ts';
-import { loadSodium } from '../../src/sodium.ts';
+import { parseAddress } from '../../src/protocol/address.ts';
+import { generateServerKeys } from '../../src/protocol/keys.ts';
+import type { UserKeys } from '../../src/protocol/keys.ts';
+import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
+import type { KnockRequest } from '../../src/protocol/build.ts';
+import { loadSodium } from '../../src/protocol/sodium.ts';
 import { CLI, Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
 import { createTopology, execIn, openHeldConnection, sendUdp, skipReason, startTcpListener, tcpConnect } from '../helpers/netns.ts';

@@ -5,9 +5,9 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateServerKeys, generateUserKeys } from '../../src/keys.ts';
-import type { ServerKeys, UserKeys } from '../../src/keys.ts';
-import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../../src/keyfile.ts';
+import { generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
+import type { ServerKeys, UserKeys } from '../../src/protocol/keys.ts';
+import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../../src/protocol/keyfile.ts';
 
 /** dist/test/helpers/daemon.js -> dist/src/cli.js */
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));

@@ -3,7 +3,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { removeNamespace as removeOwnedNamespace } from '../../src/netns.ts';
+import { removeNamespace as removeOwnedNamespace } from '../../src/harness/netns.ts';
 
 export interface Topology {
   readonly server: { readonly ns: string; readonly v4: string; readonly v6: string };

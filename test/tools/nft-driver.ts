@@ -1,10 +1,10 @@
 // Test driver: runs the nftables backend inside a network namespace and answers JSON-line requests on stdin. Trusts its stdin: it is the test that spawned it.
 import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { Access } from '../../src/access.ts';
-import { parseAddress } from '../../src/address.ts';
-import type { Grant, GrantTarget } from '../../src/firewall.ts';
-import { NftablesFirewall, cleanup, listAllowed } from '../../src/nftables.ts';
+import type { Access } from '../../src/protocol/access.ts';
+import { parseAddress } from '../../src/protocol/address.ts';
+import type { Grant, GrantTarget } from '../../src/server/firewall.ts';
+import { NftablesFirewall, cleanup, listAllowed } from '../../src/server/nftables.ts';
 
 export interface WireTarget { readonly address: string; readonly proto: 'tcp' | 'udp'; readonly port: number }
 export interface WireGrant extends WireTarget { readonly ttlSeconds: number }

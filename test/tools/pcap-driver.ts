@@ -1,5 +1,5 @@
 // Test driver: runs PcapCapture inside a network namespace (a Node process cannot switch namespaces) and reports what it sees as JSON lines. Trusts its arguments and stdin: they come from the test that spawned it.
-import { PcapCapture } from '../../src/capture-pcap.ts';
+import { PcapCapture } from '../../src/server/capture-pcap.ts';
 
 export type DriverEvent =
   | { readonly event: 'ready' }

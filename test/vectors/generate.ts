@@ -1,7 +1,7 @@
 // Writes test/vectors/knocks.json from vectors.ts. Run with `npm run vectors`; commit the result.
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadSodium } from '../../src/sodium.ts';
+import { loadSodium } from '../../src/protocol/sodium.ts';
 import { generateVectors } from './vectors.ts';
 
 await loadSodium();

@@ -1,18 +1,18 @@
 // Deterministic protocol test vectors: fixed keys, fixed clock, seeded randomness. generate.ts writes them to knocks.json; test/vectors.test.ts checks code and file agree.
-import { concat, toHex, userPublicKey, utf8 } from '../../src/bytes.ts';
-import type { UserPublicKey } from '../../src/bytes.ts';
-import { checkKnock } from '../../src/check.ts';
-import type { CheckContext } from '../../src/check.ts';
-import { deriveKeyId, serverKeysFromSecret, userKeysFromSeed } from '../../src/keys.ts';
-import type { ServerKeys, UserKeys } from '../../src/keys.ts';
-import { serverSecretKey } from '../../src/bytes.ts';
-import { buildKnock, encodePayload, framePacket, signedMessage } from '../../src/knock.ts';
-import type { KnockRequest, RandomBytes } from '../../src/knock.ts';
-import { parseAddress } from '../../src/address.ts';
-import type { Address } from '../../src/address.ts';
-import { MAX_PACKET_BYTES, MIN_PACKET_BYTES, WIRE } from '../../src/limits.ts';
-import { sodium } from '../../src/sodium.ts';
-import type { AuthorizedKey } from '../../src/verify.ts';
+import { concat, toHex, userPublicKey, utf8 } from '../../src/protocol/bytes.ts';
+import type { UserPublicKey } from '../../src/protocol/bytes.ts';
+import { checkKnock } from '../helpers/verdict.ts';
+import type { CheckContext } from '../helpers/verdict.ts';
+import { deriveKeyId, serverKeysFromSecret, userKeysFromSeed } from '../../src/protocol/keys.ts';
+import type { ServerKeys, UserKeys } from '../../src/protocol/keys.ts';
+import { serverSecretKey } from '../../src/protocol/bytes.ts';
+import { buildKnock, encodePayload, framePacket, signedMessage } from '../../src/protocol/build.ts';
+import type { KnockRequest, RandomBytes } from '../../src/protocol/build.ts';
+import { parseAddress } from '../../src/protocol/address.ts';
+import type { Address } from '../../src/protocol/address.ts';
+import { MAX_PACKET_BYTES, MIN_PACKET_BYTES, WIRE } from '../../src/protocol/layout.ts';
+import { sodium } from '../../src/protocol/sodium.ts';
+import type { AuthorizedKey } from '../../src/server/verify.ts';
 import { Packr } from 'msgpackr';
 
 export const NOW_MS = 1_790_000_000_000;

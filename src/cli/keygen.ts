@@ -1,0 +1,63 @@
+// `sesame keygen`: writes a user Ed25519 keypair or, with --server, a server X25519 keypair. Operator input: flags and paths.
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { DEFAULT_SERVER_DIR, defaultComment, parse } from './args.ts';
+import { DEFAULT_IDENTITY } from '../client/profile.ts';
+import { toHex } from '../protocol/bytes.ts';
+import { EXIT } from '../errors.ts';
+import { deriveKeyId, generateServerKeys, generateUserKeys } from '../protocol/keys.ts';
+import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../protocol/keyfile.ts';
+import { loadSodium } from '../protocol/sodium.ts';
+
+const HELP = `usage: sesame keygen [-f PATH] [-C COMMENT] [--force]
+       sesame keygen --server [-f PATH] [-C COMMENT] [--force]
+
+Creates a keypair: PATH holds the private key (mode 0600), PATH.pub the public key.
+
+  -f, --file PATH     where to write the private key
+                      user key default:   ~/.config/sesame/id_ed25519 ($XDG_CONFIG_HOME honoured)
+                      server key default: ${DEFAULT_SERVER_DIR}/server.key
+  -C, --comment TEXT  comment stored in the public key line (default: user@host, or "sesame server HOST")
+      --server        create the server's X25519 key instead of a user's Ed25519 key
+      --force         replace existing key files (the old key stops working)
+  -h, --help          show this text
+
+A user key's public line ("${KEY_TYPE.userPublic} BASE64 COMMENT") goes to the server admin, who adds it with
+"sesame user add NAME --key FILE". The server's public line ("${KEY_TYPE.serverPublic} BASE64 COMMENT") goes
+to every user, who passes it to "sesame knock --server-key FILE" or puts it in a profile.
+`;
+
+export async function keygen(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    file: { type: 'string', short: 'f' },
+    comment: { type: 'string', short: 'C' },
+    server: { type: 'boolean' },
+    force: { type: 'boolean' },
+  }, false);
+  if (values.help === true) {
+    process.stdout.write(HELP);
+    return EXIT.ok;
+  }
+  await loadSodium();
+  const isServer = values.server === true;
+  const path = resolve(values.file ?? (isServer ? join(DEFAULT_SERVER_DIR, 'server.key') : DEFAULT_IDENTITY()));
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const force = values.force === true;
+  if (isServer) {
+    const keys = generateServerKeys();
+    const comment = values.comment ?? `sesame server ${hostname()}`;
+    writeKeyPair(path, formatKeyLine(KEY_TYPE.serverSecret, keys.secretKey, comment), formatKeyLine(KEY_TYPE.serverPublic, keys.publicKey, comment), force);
+    process.stdout.write(`Wrote server private key ${path} (0600) and public key ${path}.pub.\nGive ${path}.pub to your users; keep ${path} on the server only.\n`);
+    return EXIT.ok;
+  }
+  const keys = generateUserKeys();
+  const comment = values.comment ?? defaultComment();
+  const publicLine = formatKeyLine(KEY_TYPE.userPublic, keys.publicKey, comment);
+  writeKeyPair(path, formatKeyLine(KEY_TYPE.userSecret, keys.secretKey.subarray(0, 32), comment), publicLine, force);
+  process.stdout.write(
+    `Wrote private key ${path} (0600) and public key ${path}.pub.\nKey id: ${toHex(deriveKeyId(keys.publicKey))}\n` +
+      `Send this line to the server's admin (sesame user add NAME --key FILE):\n${publicLine}`,
+  );
+  return EXIT.ok;
+}

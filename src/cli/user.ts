@@ -1,0 +1,188 @@
+// `sesame user add | list | show | revoke | remove`: flags, printing and the file I/O around the document edits in server/users-edit.ts. Operator input: flags, key files and the users file.
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { userInfo } from 'node:os';
+import { DEFAULT_SERVER_CONFIG, parse } from './args.ts';
+import { errorMessage, EXIT, OperatorError } from '../errors.ts';
+import { CEILING } from '../limits.ts';
+import { readJson, readText, writeFileAtomic } from '../files.ts';
+import { loadSodium } from '../protocol/sodium.ts';
+import { loadConfig } from '../server/config.ts';
+import { parseUsers, validateUsersFile } from '../server/users.ts';
+import type { UsersFile } from '../server/users.ts';
+import { addKey, normalKeyLine, revokedViews, revokeKeys, userViews } from '../server/users-edit.ts';
+
+const HELP = `usage: sesame user add NAME --key FILE_OR_LINE [--ports tcp/22,...] [--max-duration 30s] [--from CIDR,...] [--may-open-other] [--force]
+       sesame user list [--json]
+       sesame user show NAME [--json]
+       sesame user revoke NAME [--key KEYID] [--reason TEXT]
+       sesame user remove NAME [--reason TEXT]
+  every form takes -c CONFIG (default ${DEFAULT_SERVER_CONFIG}); the users file is the config's "usersFile"
+
+Edits the server's users file: the whole result is validated, then written atomically (temp file,
+fsync, rename, same owner and mode). On any problem nothing changes. A running server picks the
+change up within a second and closes the open grants of revoked keys at once.
+
+  add NAME          add a user, or another key to an existing user
+    --key K         a public key file, or the line itself: "sesame-ed25519 BASE64 [comment]" or an
+                    OpenSSH "ssh-ed25519 BASE64 [comment]" line
+    --ports LIST    ports the user may open (default tcp/22; on an existing user, replaces the list)
+    --max-duration D  cap on the user's grants: 90, 90s, 15m or 2h
+    --from LIST     source CIDRs the knock must come from (default: any)
+    --may-open-other  allow the user's knock to name another address to open (NAT)
+    --force         re-add a key that was revoked (removes it from the revocation record)
+  list              users, their keys (by key id) and the revocation record; --json for scripts
+  show NAME         one user in detail
+  revoke NAME       revoke all the user's keys, or one with --key KEYID (a unique prefix of 8+ hex digits);
+                    the keys move to the revocation record with time, who and --reason
+  remove NAME       revoke all the user's keys and delete the user
+`;
+
+export async function user(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    config: { type: 'string', short: 'c' },
+    key: { type: 'string' },
+    ports: { type: 'string', short: 'p' },
+    'max-duration': { type: 'string' },
+    from: { type: 'string' },
+    'may-open-other': { type: 'boolean' },
+    force: { type: 'boolean' },
+    reason: { type: 'string' },
+    json: { type: 'boolean' },
+  }, true);
+  const [action, name, ...extra] = positionals;
+  if (values.help === true || action === undefined) {
+    process.stdout.write(HELP);
+    return values.help === true ? EXIT.ok : EXIT.usage;
+  }
+  if (extra.length > 0) throw new OperatorError(`unexpected argument "${extra[0]}" (see sesame user --help)`, EXIT.usage);
+  await loadSodium();
+  const usersPath = loadConfig(resolve(values.config ?? DEFAULT_SERVER_CONFIG)).usersPath;
+  const doc = validateUsersFile(readJson(usersPath, 'users file', EXIT.config), usersPath);
+  parseUsers(doc, usersPath); // refuse to edit a file that is already broken
+  const needName = (): string => {
+    if (name === undefined) throw new OperatorError(`sesame user ${action} needs a user NAME`, EXIT.usage);
+    return name;
+  };
+  const nowIso = new Date().toISOString();
+  let said: string;
+  switch (action) {
+    case 'list':
+      return list(doc, values.json === true);
+    case 'show':
+      return show(doc, needName(), values.json === true);
+    case 'add': {
+      if (values.key === undefined) throw new OperatorError('sesame user add needs --key FILE_OR_LINE (the user\'s .pub file, or the line itself)', EXIT.usage);
+      const maxDuration = values['max-duration'];
+      said = addKey(doc, needName(), {
+        line: keyLine(values.key),
+        ...(values.ports === undefined ? {} : { ports: values.ports }),
+        ...(maxDuration === undefined ? {} : { maxDurationSeconds: parseDuration(maxDuration) }),
+        ...(values.from === undefined ? {} : { from: values.from }),
+        ...(values['may-open-other'] === undefined ? {} : { mayOpenOther: values['may-open-other'] }),
+        force: values.force === true,
+        nowIso,
+      });
+      break;
+    }
+    case 'revoke':
+      said = revokeKeys(doc, needName(), { ...(values.key === undefined ? {} : { keyPrefix: values.key }), ...(values.reason === undefined ? {} : { reason: values.reason }), removeUser: false, by: whoAmI(), nowIso });
+      break;
+    case 'remove':
+      said = revokeKeys(doc, needName(), { reason: values.reason ?? 'user removed', removeUser: true, by: whoAmI(), nowIso });
+      break;
+    default:
+      throw new OperatorError(`unknown action "${action}" (add, list, show, revoke, remove)`, EXIT.usage);
+  }
+  parseUsers(doc, usersPath); // the edited document must load exactly as the daemon will load it
+  replaceFile(usersPath, `${JSON.stringify(doc, null, 2)}\n`);
+  process.stdout.write(`${said}\n`);
+  return EXIT.ok;
+}
+
+export function parseDuration(text: string): number {
+  const m = /^(\d{1,6})(s|m|h)?$/.exec(text.trim());
+  const seconds = m === null ? NaN : Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+  if (!(seconds >= 1 && seconds <= CEILING.durationSeconds)) throw new OperatorError(`--max-duration: expected 1s to 24h like 90, 90s, 15m or 2h, got "${text}"`, EXIT.usage);
+  return seconds;
+}
+
+/** --key: a key line as typed, or a file holding one. */
+function keyLine(arg: string): string {
+  if (/^\s*(sesame-ed25519|ssh-ed25519)\s/.test(arg)) return normalKeyLine(arg);
+  let text: string;
+  try {
+    text = readText(arg, 'key file', EXIT.key);
+  } catch (err) {
+    throw new OperatorError(`--key: cannot read ${arg}: ${errorMessage(err)}`, EXIT.key);
+  }
+  return normalKeyLine(text.split('\n')[0] ?? '');
+}
+
+function whoAmI(): string {
+  const sudo = process.env['SUDO_USER'];
+  try {
+    return sudo !== undefined && sudo !== '' ? `${sudo} (via sudo)` : userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+}
+
+function list(doc: UsersFile, json: boolean): number {
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ users: userViews(doc), revoked: revokedViews(doc) }, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  const rows = [['USER', 'STATUS', 'KEYS', 'PORTS', 'MAX', 'FROM']];
+  for (const v of userViews(doc)) {
+    rows.push([v.name, v.keys.length > 0 ? 'active' : 'no keys', v.keys.map((k) => k.keyId.slice(0, 12)).join(',') || '-', v.ports.join(','), v.maxDurationSeconds === undefined ? '-' : `${v.maxDurationSeconds}s`, v.from.join(',') || 'any']);
+  }
+  process.stdout.write(`${table(rows)}\n`);
+  const revoked = revokedViews(doc);
+  if (revoked.length > 0) {
+    process.stdout.write(`\nrevoked keys:\n${table([['KEY', 'USER', 'AT', 'BY', 'REASON'], ...revoked.map((r) => [r.keyId.slice(0, 12), r.user, r.at, r.by, r.reason])])}\n`);
+  }
+  return EXIT.ok;
+}
+
+function show(doc: UsersFile, name: string, json: boolean): number {
+  const v = userViews(doc).find((u) => u.name === name);
+  if (v === undefined) throw new OperatorError(`no user "${name}" (sesame user list shows who there is)`, EXIT.config);
+  const revoked = revokedViews(doc).filter((r) => r.user === name);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ...v, revoked }, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  const lines = [
+    `user ${v.name}`,
+    `  ports         ${v.ports.join(', ')}`,
+    `  max duration  ${v.maxDurationSeconds === undefined ? 'server maximum' : `${v.maxDurationSeconds} s`}`,
+    `  from          ${v.from.join(', ') || 'any source'}`,
+    `  open other    ${v.mayOpenOtherAddress ? 'yes (may name another address to open)' : 'no'}`,
+    `  keys          ${v.keys.length === 0 ? 'none active' : ''}`,
+    ...v.keys.map((k) => `    ${k.keyId}  ${k.comment}${k.added === undefined ? '' : `  (added ${k.added})`}`),
+    ...(revoked.length === 0 ? [] : ['  revoked', ...revoked.map((r) => `    ${r.keyId}  ${r.comment}  ${r.at} by ${r.by}${r.reason === '' ? '' : `: ${r.reason}`}`)]),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return EXIT.ok;
+}
+
+/** Atomic replace that keeps the file's owner, group and mode (the daemon reads it as another user). */
+function replaceFile(path: string, text: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    throw new OperatorError(`cannot stat ${path}: ${errorMessage(err)}`, EXIT.config);
+  }
+  try {
+    writeFileAtomic(path, text, { mode: st.mode & 0o777, replace: true, owner: { uid: st.uid, gid: st.gid } });
+  } catch (err) {
+    throw new OperatorError(`cannot replace ${path}: ${errorMessage(err)}; nothing was changed`, EXIT.config);
+  }
+}

@@ -1,0 +1,173 @@
+// Client profiles: the config file checked against src/schema/client.schema.json, and the merge flags > profile > defaults. Trusts nothing in the file.
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseAccess } from '../protocol/access.ts';
+import type { Access } from '../protocol/access.ts';
+import { parseAddress } from '../protocol/address.ts';
+import type { Address } from '../protocol/address.ts';
+import { EXIT, OperatorError } from '../errors.ts';
+import { jsonPath, parseJson, readOptionalText, readText } from '../files.ts';
+import type { ValidateFunction } from '../schema.ts';
+import { DEFAULTS, WAIT } from '../limits.ts';
+
+/** Where the server public key comes from: a file, or the key line itself written in a profile. */
+export type ServerKeySource = { readonly kind: 'file'; readonly path: string } | { readonly kind: 'inline'; readonly line: string; readonly where: string };
+
+/** What a profile or the command line may set; every field optional, already typed and checked. */
+export interface KnockOptions {
+  readonly host?: string;
+  readonly family?: 4 | 6;
+  readonly knockPort?: number;
+  readonly serverKey?: ServerKeySource;
+  readonly identity?: string;
+  readonly access?: readonly Access[];
+  readonly durationSeconds?: number;
+  readonly openAddress?: Address;
+  readonly timeoutSeconds?: number;
+}
+
+/** The merged result. durationSeconds and openAddress stay optional: absent means "let the server decide". */
+export interface KnockSettings {
+  /** The profile used, if HOST named one. */
+  readonly profile: string | undefined;
+  readonly host: string;
+  readonly family: 4 | 6 | undefined;
+  readonly knockPort: number;
+  readonly serverKey: ServerKeySource | undefined;
+  readonly identity: string;
+  readonly access: readonly Access[];
+  readonly durationSeconds: number | undefined;
+  readonly openAddress: Address | undefined;
+  readonly timeoutSeconds: number;
+}
+
+export interface ClientConfig {
+  readonly file: string;
+  readonly profiles: ReadonlyMap<string, KnockOptions>;
+}
+
+export const DEFAULT_TIMEOUT_SECONDS = WAIT.defaultTimeoutSeconds;
+
+/** The file format, for --help; src/schema/client.schema.json is the reference. */
+export const CONFIG_HELP = `The config file is JSON (schema: src/schema/client.schema.json in the package; unknown keys are errors):
+  { "profiles": { "prod": {
+      "host": "prod.example.com",          host to knock at (default: the profile name)
+      "family": 4,                         4 or 6
+      "knockPort": ${DEFAULTS.knockPort},
+      "serverKey": "prod.pub",             a file, or the "sesame-x25519 BASE64 comment" line itself
+      "identity": "~/.config/sesame/id_ed25519",
+      "ports": ["tcp/22", "udp/51820"],
+      "durationSeconds": 60,
+      "openAddress": "198.51.100.7",       see --open
+      "timeoutSeconds": 5 } } }            see --timeout
+Relative paths in a profile are relative to the config file's directory; "~/" is your home directory.`;
+
+/** Client-side state lives under $XDG_CONFIG_HOME/sesame (default ~/.config/sesame). */
+export function configHome(): string {
+  const xdg = process.env['XDG_CONFIG_HOME'];
+  return join(xdg !== undefined && xdg.startsWith('/') ? xdg : join(homedir(), '.config'), 'sesame');
+}
+
+export const DEFAULT_IDENTITY = (): string => join(configHome(), 'id_ed25519');
+
+export const DEFAULT_ACCESS: readonly Access[] = [{ proto: 'tcp', port: 22 }];
+export const defaultConfigPath = (): string => join(configHome(), 'config.json');
+
+/** The file's shape as the schema guarantees it; keep in step with src/schema/client.schema.json (a test checks the keys). */
+interface ProfileEntry {
+  host?: string;
+  family?: 4 | 6;
+  knockPort?: number;
+  serverKey?: string;
+  identity?: string;
+  ports?: string[];
+  durationSeconds?: number;
+  openAddress?: string;
+  timeoutSeconds?: number;
+}
+
+interface ConfigFile {
+  $schema?: string;
+  profiles?: Record<string, ProfileEntry>;
+}
+
+export const PROFILE_KEYS = ['host', 'family', 'knockPort', 'serverKey', 'identity', 'ports', 'durationSeconds', 'openAddress', 'timeoutSeconds'] as const;
+
+const SERVER_KEY_LINE = /^\s*sesame-x25519\s/;
+
+const configError = (message: string): OperatorError => new OperatorError(message, EXIT.config);
+
+/** "~/x" -> home/x, then relative to base. */
+export function expandPath(path: string, base: string): string {
+  return resolve(base, path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path);
+}
+
+let validator: ValidateFunction<ConfigFile> | undefined;
+
+/** Compiled once, and only when a config file exists: ajv costs tens of milliseconds at start-up. */
+async function validate(): Promise<{ check: ValidateFunction<ConfigFile>; errors: typeof import('../schema.ts').schemaErrors }> {
+  const schema = await import('../schema.ts');
+  validator ??= schema.compileSchemaFile<ConfigFile>('client.schema.json');
+  return { check: validator, errors: schema.schemaErrors };
+}
+
+/** The profile's strings as typed values; relative paths resolve against the config file's directory. */
+function convert(file: string, name: string, e: ProfileEntry): KnockOptions {
+  const at = (field: string): string => `${file}: ${jsonPath(`/profiles/${name.replace(/~/g, '~0')}`)}.${field}`;
+  const dir = dirname(file);
+  const access = e.ports?.map((text, i) => {
+    const a = parseAccess(text);
+    if (a === undefined) throw configError(`${at('ports')}[${i}]: port ${JSON.stringify(text)} is out of range (expected tcp/PORT or udp/PORT, PORT 1-65535)`);
+    return a;
+  });
+  const openAddress = e.openAddress === undefined ? undefined : parseAddress(e.openAddress);
+  if (e.openAddress !== undefined && openAddress === undefined) throw configError(`${at('openAddress')}: ${JSON.stringify(e.openAddress)} is not an IPv4 or IPv6 address`);
+  const serverKey: ServerKeySource | undefined =
+    e.serverKey === undefined ? undefined : SERVER_KEY_LINE.test(e.serverKey) ? { kind: 'inline', line: e.serverKey, where: at('serverKey') } : { kind: 'file', path: expandPath(e.serverKey, dir) };
+  return {
+    ...(e.host === undefined ? {} : { host: e.host }),
+    ...(e.family === undefined ? {} : { family: e.family }),
+    ...(e.knockPort === undefined ? {} : { knockPort: e.knockPort }),
+    ...(serverKey === undefined ? {} : { serverKey }),
+    ...(e.identity === undefined ? {} : { identity: expandPath(e.identity, dir) }),
+    ...(access === undefined ? {} : { access }),
+    ...(e.durationSeconds === undefined ? {} : { durationSeconds: e.durationSeconds }),
+    ...(openAddress === undefined ? {} : { openAddress }),
+    ...(e.timeoutSeconds === undefined ? {} : { timeoutSeconds: e.timeoutSeconds }),
+  };
+}
+
+/**
+ * Reads and checks the client config. A missing default file means "no profiles"; a missing file named
+ * with --config is an error. Every problem names the file, the JSON path and what was expected.
+ */
+export async function loadClientConfig(file: string, explicit: boolean): Promise<ClientConfig | undefined> {
+  const text = explicit ? readText(file, 'config file', EXIT.config) : readOptionalText(file, 'config file', EXIT.config);
+  if (text === undefined) return undefined;
+  const data = parseJson(text, file, EXIT.config);
+  const { check, errors } = await validate();
+  if (!check(data)) {
+    const lines = errors(file, check.errors, 'path').slice(0, 10).map((line) => `  ${line}`);
+    throw configError(`${file} is not a valid sesame client config:\n${lines.join('\n')}\n(see sesame knock --help for the format)`);
+  }
+  const profiles = new Map<string, KnockOptions>();
+  for (const [name, entry] of Object.entries(data.profiles ?? {})) profiles.set(name, convert(file, name, entry));
+  return { file, profiles };
+}
+
+/** Flags win over the profile named HOST, which wins over the defaults. A HOST that names no profile is a host name. */
+export function settingsFor(hostOrProfile: string, flags: KnockOptions, config: ClientConfig | undefined): KnockSettings {
+  const p: KnockOptions | undefined = config?.profiles.get(hostOrProfile);
+  return {
+    profile: p === undefined ? undefined : hostOrProfile,
+    host: flags.host ?? p?.host ?? hostOrProfile,
+    family: flags.family ?? p?.family,
+    knockPort: flags.knockPort ?? p?.knockPort ?? DEFAULTS.knockPort,
+    serverKey: flags.serverKey ?? p?.serverKey,
+    identity: flags.identity ?? p?.identity ?? DEFAULT_IDENTITY(),
+    access: flags.access ?? p?.access ?? DEFAULT_ACCESS,
+    durationSeconds: flags.durationSeconds ?? p?.durationSeconds,
+    openAddress: flags.openAddress ?? p?.openAddress,
+    timeoutSeconds: flags.timeoutSeconds ?? p?.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+  };
+}

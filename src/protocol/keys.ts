@@ -1,0 +1,45 @@
+// Key material and the hashes derived from it (mac1 key, key id). Inputs are branded, length-checked bytes.
+import { concat, keyId, mac1Key, serverPublicKey, serverSecretKey, userPublicKey, userSecretKey, utf8 } from './bytes.ts';
+import type { KeyId, Mac1Key, ServerPublicKey, ServerSecretKey, UserPublicKey, UserSecretKey } from './bytes.ts';
+import { KEY_BYTES, LABEL } from './layout.ts';
+import { sodium } from './sodium.ts';
+
+export interface ServerKeys {
+  readonly publicKey: ServerPublicKey;
+  readonly secretKey: ServerSecretKey;
+  readonly mac1Key: Mac1Key;
+}
+
+export interface UserKeys {
+  readonly publicKey: UserPublicKey;
+  readonly secretKey: UserSecretKey;
+}
+
+/** mac1 key = BLAKE2b-256("sesame/v1/mac1-key" || server public key), unkeyed. */
+export function deriveMac1Key(server: ServerPublicKey): Mac1Key {
+  return mac1Key(sodium().crypto_generichash(KEY_BYTES.mac1Key, concat(utf8(LABEL.mac1Key), server), null));
+}
+
+/** key id = BLAKE2b-128("sesame/v1/key-id" || Ed25519 public key), unkeyed. */
+export function deriveKeyId(user: UserPublicKey): KeyId {
+  return keyId(sodium().crypto_generichash(KEY_BYTES.keyId, concat(utf8(LABEL.keyId), user), null));
+}
+
+export function serverKeysFromSecret(secret: ServerSecretKey): ServerKeys {
+  const publicKey = serverPublicKey(sodium().crypto_scalarmult_base(secret));
+  return { publicKey, secretKey: secret, mac1Key: deriveMac1Key(publicKey) };
+}
+
+export function generateServerKeys(): ServerKeys {
+  return serverKeysFromSecret(serverSecretKey(sodium().randombytes_buf(KEY_BYTES.serverSecret)));
+}
+
+/** Deterministic user keys from a 32-byte seed (test vectors, or a secret key file's seed). */
+export function userKeysFromSeed(seed: Uint8Array): UserKeys {
+  const kp = sodium().crypto_sign_seed_keypair(seed);
+  return { publicKey: userPublicKey(kp.publicKey), secretKey: userSecretKey(kp.privateKey) };
+}
+
+export function generateUserKeys(): UserKeys {
+  return userKeysFromSeed(sodium().randombytes_buf(KEY_BYTES.userSeed));
+}

@@ -1,0 +1,110 @@
+// The knock parser: outer packet (step 1, with prefilter), inner plaintext (step 4, after the box opens) and payload (step 6: decode and validate). Input: untrusted bytes; exact lengths first; typed values out; drops are reason codes, never exceptions.
+// msgpackr/unpack resolves to the pure-JS build in Node: the native string extractor (msgpackr-extract) never sees untrusted bytes.
+import { Unpackr } from 'msgpackr/unpack';
+import type { Access } from './access.ts';
+import { addressFromBytes } from './address.ts';
+import type { Address } from './address.ts';
+import { keyId } from './bytes.ts';
+import type { KeyId } from './bytes.ts';
+import { CEILING } from '../limits.ts';
+import { compileSchema } from '../schema.ts';
+import { INNER, MAX_PACKET_BYTES, MIN_PACKET_BYTES, WIRE } from './layout.ts';
+import { DROP, drop, ok } from './reasons.ts';
+import type { Result } from './reasons.ts';
+
+/** Outer packet: header(4) | sealed box | mac1(16). */
+export interface OuterPacket {
+  /** header || sealed box: the bytes mac1 covers. */
+  readonly macInput: Uint8Array;
+  readonly box: Uint8Array;
+  readonly mac1: Uint8Array;
+}
+
+/** Inner plaintext: key id(16) | signature(64) | payload. */
+export interface InnerPacket {
+  readonly keyId: KeyId;
+  readonly signature: Uint8Array;
+  readonly payloadBytes: Uint8Array;
+}
+
+export interface Payload {
+  readonly timestampMs: number;
+  readonly nonce: Uint8Array;
+  readonly access: readonly Access[];
+  readonly durationSeconds?: number;
+  readonly openAddress?: Address;
+}
+
+/** Length bounds, then the header. Nothing else is read before these pass. */
+export function parseOuter(packet: Uint8Array): Result<OuterPacket> {
+  if (packet.length < MIN_PACKET_BYTES || packet.length > MAX_PACKET_BYTES) return drop(DROP.badLength, { bytes: packet.length });
+  for (let i = 0; i < WIRE.headerBytes; i++) if (packet[i] !== WIRE.header[i]) return drop(DROP.badVersion);
+  const macAt = packet.length - WIRE.mac1Bytes;
+  return ok({ macInput: packet.subarray(0, macAt), box: packet.subarray(WIRE.headerBytes, macAt), mac1: packet.subarray(macAt) });
+}
+
+/** The box opened, so its length follows from the outer bounds; the split cannot fail. */
+export function splitInner(plain: Uint8Array): InnerPacket {
+  return {
+    keyId: keyId(plain.subarray(INNER.keyIdAt, INNER.signatureAt)),
+    signature: plain.subarray(INNER.signatureAt, INNER.payloadAt),
+    payloadBytes: plain.subarray(INNER.payloadAt),
+  };
+}
+
+/** The payload as msgpack decodes it, before conversion to typed values. */
+interface WirePayload {
+  t: number;
+  n: Uint8Array;
+  a: [string, number][];
+  d?: number;
+  o?: Uint8Array;
+}
+
+/** The payload schema (README.md, "Payload"). Unknown keys, wrong types and out-of-range values are refused. */
+export const PAYLOAD_SCHEMA = {
+  type: 'object',
+  required: ['t', 'n', 'a'],
+  additionalProperties: false,
+  properties: {
+    t: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    n: { byteLengths: [WIRE.nonceBytes] },
+    a: {
+      type: 'array',
+      minItems: 1,
+      maxItems: WIRE.maxAccessEntries,
+      items: {
+        type: 'array',
+        minItems: 2,
+        maxItems: 2,
+        items: [{ type: 'string', enum: ['tcp', 'udp'] }, { type: 'integer', minimum: 1, maximum: 65_535 }],
+      },
+    },
+    d: { type: 'integer', minimum: 1, maximum: CEILING.durationSeconds },
+    o: { byteLengths: WIRE.openAddressBytes },
+  },
+} as const;
+
+const validatePayload = compileSchema<WirePayload>(PAYLOAD_SCHEMA);
+
+// Untrusted msgpack: no records/structures, 64-bit integers as numbers, plain objects for maps.
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+export function decodePayload(bytes: Uint8Array): Result<Payload> {
+  let decoded: unknown;
+  try {
+    decoded = unpackr.unpack(bytes);
+  } catch {
+    return drop(DROP.badPayload, { why: 'msgpack' });
+  }
+  if (!validatePayload(decoded)) return drop(DROP.badPayload, { why: 'schema' });
+  const access = decoded.a.map(([proto, port]): Access => ({ proto: proto === 'udp' ? 'udp' : 'tcp', port }));
+  const openAddress = decoded.o === undefined ? undefined : addressFromBytes(decoded.o);
+  return ok({
+    timestampMs: decoded.t,
+    nonce: Uint8Array.from(decoded.n),
+    access,
+    ...(decoded.d === undefined ? {} : { durationSeconds: decoded.d }),
+    ...(openAddress === undefined ? {} : { openAddress }),
+  });
+}

@@ -1,0 +1,178 @@
+// The daemon: loads config, keys and users (refusing to start on any error), sets up the firewall table, then feeds captured packets to the pipeline until SIGTERM/SIGINT.
+import { watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Capture, OnPacket } from './capture.ts';
+import { PcapCapture } from './capture-pcap.ts';
+import { UdpCapture } from './capture-udp.ts';
+import type { ServerConfig } from './config.ts';
+import { EXIT, OperatorError } from '../errors.ts';
+import type { Firewall } from './firewall.ts';
+import { GrantBook } from './grants.ts';
+import { readServerSecretKey } from '../protocol/keyfile.ts';
+import { createLogger, DropLog } from './log.ts';
+import type { Logger } from './log.ts';
+import { NftablesFirewall } from './nftables.ts';
+import { handlePacket } from './pipeline.ts';
+import type { PipelineDeps } from './pipeline.ts';
+import { RateLimiter } from './ratelimit.ts';
+import { ReplayStore } from './replay.ts';
+import { loadSodium } from '../protocol/sodium.ts';
+import { loadUsers } from './users.ts';
+import { DROP_LOG } from '../limits.ts';
+import type { UserTable } from './users.ts';
+
+export interface RunningServer {
+  /** Re-reads the users file now (what SIGHUP and the file watch do). */
+  readonly reload: () => Promise<void>;
+  readonly stop: () => Promise<void>;
+  readonly stopped: Promise<void>;
+}
+
+function openCapture(config: ServerConfig, drops: DropLog): Capture {
+  if (config.capture.mode === 'udp') return new UdpCapture(config.listen, config.knockPort);
+  return new PcapCapture({ interfaces: config.capture.interfaces, port: config.knockPort, onDrop: (reason) => drops.record(reason, undefined) });
+}
+
+async function startCapture(capture: Capture, config: ServerConfig, onPacket: OnPacket): Promise<void> {
+  try {
+    await capture.start(onPacket);
+  } catch (err) {
+    if (err instanceof OperatorError) throw err;
+    throw new OperatorError(`cannot start ${config.capture.mode} capture: ${err instanceof Error ? err.message : String(err)}`, EXIT.network);
+  }
+}
+
+async function setupFirewall(firewall: Firewall, config: ServerConfig): Promise<void> {
+  try {
+    await firewall.setup(config.protect, { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst });
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    const hint = /Operation not permitted|EPERM|EACCES/i.test(why)
+      ? ' (sesame needs CAP_NET_ADMIN to manage its nftables table: run it as root or with AmbientCapabilities=CAP_NET_ADMIN, see deploy/)'
+      : /ENOENT/.test(why) ? ' (is nftables installed? apt-get install nftables)' : '';
+    throw new OperatorError(`cannot set up nftables table inet ${config.table}: ${why}${hint}`, EXIT.firewall);
+  }
+}
+
+/** Keys present (and not revoked) in `before` that are revoked or gone in `after`. */
+function lostKeys(before: UserTable, after: UserTable): Map<string, string> {
+  const lost = new Map<string, string>();
+  for (const [id, k] of before.keys) {
+    const now = after.keys.get(id);
+    if (!k.revoked && (now === undefined || now.revoked)) lost.set(id, k.user);
+  }
+  return lost;
+}
+
+export async function runServer(config: ServerConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  // Installed first: without a handler, a SIGHUP during start-up (a log rotation, say) would end the process.
+  let onHup = (): void => {};
+  const hup = (): void => onHup();
+  process.on('SIGHUP', hup);
+  try {
+    return await start(config, log, hup, (handler) => {
+      onHup = handler;
+    });
+  } catch (err) {
+    process.off('SIGHUP', hup);
+    throw err;
+  }
+}
+
+async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: (handler: () => void) => void): Promise<RunningServer> {
+  await loadSodium();
+  const server = readServerSecretKey(config.serverKeyPath);
+  let users = loadUsers(config.usersPath);
+  const now = (): number => Date.now();
+  const firewall = new NftablesFirewall({ table: config.table });
+  await setupFirewall(firewall, config);
+  const replay = new ReplayStore({ dir: join(config.stateDir, 'replay'), windowMs: config.windowMs, maxEntries: config.limits.maxReplayEntries, now });
+  const grants = new GrantBook(config.limits.maxGrants, now);
+  const drops = new DropLog(log, { ...DROP_LOG, now });
+  const deps: PipelineDeps = {
+    server,
+    users: () => users,
+    limiter: new RateLimiter({ perSecond: config.limits.perSourcePerSecond, burst: config.limits.perSourceBurst, maxSources: config.limits.maxSources, now }),
+    replay,
+    firewall,
+    grants,
+    bounds: { defaultDurationSeconds: config.defaultDurationSeconds, maxDurationSeconds: config.maxDurationSeconds },
+    windowMs: config.windowMs,
+    now,
+    log,
+    drops,
+  };
+
+  const reload = async (): Promise<void> => {
+    let next: UserTable;
+    try {
+      next = loadUsers(config.usersPath);
+    } catch (err) {
+      log.error({ event: 'users.rejected', file: config.usersPath, errors: err instanceof Error ? err.message.split('\n') : String(err) }, 'users file refused; keeping the last good version');
+      return;
+    }
+    const lost = lostKeys(users, next);
+    users = next;
+    log.info({ event: 'users.reloaded', users: next.users.size, keys: next.keys.size }, 'users file loaded');
+    if (lost.size === 0) return;
+    for (const [keyId, user] of lost) log.info({ event: 'user.revoked', user, keyId }, 'key revoked or removed');
+    const closing = grants.take(new Set(lost.keys()));
+    if (closing.length === 0) return;
+    try {
+      await firewall.revoke(closing.map((c) => c.target));
+      for (const c of closing) log.info({ event: 'grant.closed', user: c.user, address: c.target.address.text, port: `${c.target.access.proto}/${c.target.access.port}`, why: 'revoked' }, 'grant closed');
+    } catch (err) {
+      log.error({ event: 'grant.close_failed', err: err instanceof Error ? err.message : String(err) }, 'could not close revoked grants');
+    }
+  };
+
+  const capture = openCapture(config, drops);
+  try {
+    await startCapture(capture, config, (packet, source) => handlePacket(deps, packet, source));
+  } catch (err) {
+    // Leave nothing running (the nft helper process would keep this process alive); the table stays, ports stay closed.
+    await firewall.close();
+    replay.close();
+    throw err;
+  }
+
+  // Watch the directory: editors and `sesame user` replace the file by rename, which a watch on the file itself would miss.
+  let pending: NodeJS.Timeout | undefined;
+  const watcher: FSWatcher = watch(dirname(config.usersPath), (_event, name) => {
+    if (name !== null && name !== basename(config.usersPath)) return;
+    clearTimeout(pending);
+    pending = setTimeout(() => void reload(), 10); // coalesces the events of one rename; a rename is atomic, so no half-written file is read
+  });
+  onHup(() => void reload());
+
+  const housekeeping = setInterval(() => {
+    grants.prune();
+    drops.flush();
+  }, 10_000);
+  housekeeping.unref();
+  log.info({ event: 'server.started', knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map((a) => `${a.proto}/${a.port}`) }, 'sesame server started');
+
+  let resolveStopped = (): void => {};
+  const stopped = new Promise<void>((resolve) => {
+    resolveStopped = resolve;
+  });
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return stopped;
+    stopping = true;
+    clearInterval(housekeeping);
+    clearTimeout(pending);
+    watcher.close();
+    process.off('SIGHUP', hup);
+    await capture.close();
+    await replay.durable().catch(() => {});
+    replay.close();
+    await firewall.close();
+    drops.flush();
+    log.info({ event: 'server.stopped', dropped: Object.fromEntries(drops.totals), table: config.table }, 'sesame server stopped; the table stays, so protected ports stay closed and open grants expire on their own');
+    resolveStopped();
+    return stopped;
+  };
+  return { reload, stop, stopped };
+}

@@ -1,0 +1,68 @@
+// Structured logs (pino JSON on stdout): one event per decision, drops counted and rate-limited. Never logs keys, packets or plaintext.
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import type { Address } from '../protocol/address.ts';
+import type { DropReason } from '../protocol/reasons.ts';
+import type { FrameDrop } from '../protocol/frame.ts';
+
+/** Packet drops (reasons.ts) and, in pcap mode, frame drops (wire.ts). */
+export type AnyDrop = DropReason | FrameDrop;
+
+export type { Logger };
+
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } });
+}
+
+export interface DropLogOptions {
+  /** Drop events logged per interval; the rest are only counted. */
+  readonly perInterval: number;
+  readonly intervalMs: number;
+  readonly now: () => number;
+}
+
+/** Counts every drop by reason; logs the first few per interval and a summary of the rest, so a flood cannot flood the log. */
+export class DropLog {
+  readonly totals = new Map<AnyDrop, number>();
+  private suppressed = new Map<AnyDrop, number>();
+  private logged = 0;
+  private intervalEndsMs = 0;
+  private readonly log: Logger;
+  private readonly opts: DropLogOptions;
+
+  constructor(log: Logger, opts: DropLogOptions) {
+    this.log = log;
+    this.opts = opts;
+  }
+
+  record(reason: AnyDrop, source: Address | undefined, detail?: Readonly<Record<string, string | number>>): void {
+    this.totals.set(reason, (this.totals.get(reason) ?? 0) + 1);
+    const now = this.opts.now();
+    if (now >= this.intervalEndsMs) this.roll(now);
+    if (this.logged < this.opts.perInterval) {
+      this.logged++;
+      this.log.info({ event: 'knock.dropped', reason, ...(source === undefined ? {} : { source: source.text }), ...detail }, hint(reason, detail));
+    } else this.suppressed.set(reason, (this.suppressed.get(reason) ?? 0) + 1);
+  }
+
+  /** Emits the summary of suppressed drops, if any; called on each new interval and at shutdown. */
+  flush(): void {
+    if (this.suppressed.size > 0) this.log.info({ event: 'knock.dropped.suppressed', counts: Object.fromEntries(this.suppressed) }, 'more knocks dropped than logged');
+    this.suppressed = new Map();
+  }
+
+  private roll(now: number): void {
+    this.flush();
+    this.logged = 0;
+    this.intervalEndsMs = now + this.opts.intervalMs;
+  }
+}
+
+/** A human line next to the machine fields, where the code alone would leave an admin guessing. */
+function hint(reason: AnyDrop, detail?: Readonly<Record<string, string | number>>): string {
+  if (reason === 'stale' && detail !== undefined && typeof detail['skewMs'] === 'number') {
+    const s = (Math.abs(detail['skewMs']) / 1000).toFixed(1);
+    return `knock timestamp is ${s} s ${detail['skewMs'] < 0 ? 'behind' : 'ahead of'} the server clock (window ±${Number(detail['windowMs']) / 1000} s): check the client's clock`;
+  }
+  return 'knock dropped';
+}

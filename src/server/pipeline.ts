@@ -1,0 +1,100 @@
+// The packet path, top to bottom: the one place that says in which order the checks run. Each numbered step is one call, into the file named beside it (README.md, "Checks, in order"). Input: raw untrusted bytes and the source address the capture saw.
+import { errorMessage } from '../errors.ts';
+import { formatAccess } from '../protocol/access.ts';
+import { rateKey } from '../protocol/address.ts';
+import type { Address } from '../protocol/address.ts';
+import { toHex } from '../protocol/bytes.ts';
+import type { ServerKeys } from '../protocol/keys.ts';
+import { decodePayload } from '../protocol/parse.ts';
+import { DROP } from '../protocol/reasons.ts';
+import type { DropReason } from '../protocol/reasons.ts';
+import type { Firewall, Grant } from './firewall.ts';
+import { checkFreshness } from './freshness.ts';
+import type { GrantBook } from './grants.ts';
+import type { DropLog, Logger } from './log.ts';
+import { openBox } from './open.ts';
+import { decide } from './policy.ts';
+import type { ServerBounds } from './policy.ts';
+import { prefilter } from './prefilter.ts';
+import type { RateLimiter } from './ratelimit.ts';
+import { replayDigest } from './replay.ts';
+import type { ReplayStore } from './replay.ts';
+import type { UserTable } from './users.ts';
+import type { AuthorizedKey } from './verify.ts';
+import { verify } from './verify.ts';
+
+export interface PipelineDeps {
+  readonly server: ServerKeys;
+  readonly users: () => UserTable;
+  readonly limiter: RateLimiter;
+  readonly replay: ReplayStore;
+  readonly firewall: Firewall;
+  readonly grants: GrantBook;
+  readonly bounds: ServerBounds;
+  readonly windowMs: number;
+  readonly now: () => number;
+  readonly log: Logger;
+  readonly drops: DropLog;
+}
+
+type Detail = Readonly<Record<string, string | number>>;
+
+/** Steps 1-10 are synchronous: no other packet can run between a check and its commit (step 8). */
+export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Address): void {
+  const receivedMs = performance.now();
+  const dropped = (reason: DropReason, detail?: Detail, user?: string): void => d.drops.record(reason, source, user === undefined ? detail : { ...detail, user });
+
+  const outer = prefilter(packet, d.server.mac1Key); // 1 prefilter.ts: length, version, mac1
+  if (!outer.ok) return dropped(outer.reason, outer.detail);
+  if (d.replay.seenPacket(outer.value.mac1)) return dropped(DROP.replay); // 2 replay.ts: this very packet was accepted before
+  if (!d.limiter.admit(rateKey(source))) return dropped(DROP.rateLimited); // 3 ratelimit.ts: per-source budget for public-key work
+  const inner = openBox(outer.value, d.server); // 4 open.ts: the sealed box
+  if (!inner.ok) return dropped(inner.reason, inner.detail);
+  const users = d.users();
+  const key = verify(inner.value, users.lookup, d.server.publicKey); // 5 verify.ts: key id, signature, not revoked
+  if (!key.ok) return dropped(key.reason, key.detail);
+  const { user } = key.value;
+  const payload = decodePayload(inner.value.payloadBytes); // 6 parse.ts: decode and validate the payload
+  if (!payload.ok) return dropped(payload.reason, payload.detail, user);
+  const fresh = checkFreshness(payload.value.timestampMs, d.now(), d.windowMs); // 7 freshness.ts: timestamp within the window
+  if (!fresh.ok) return dropped(fresh.reason, fresh.detail, user);
+  const first = d.replay.checkAndCommit(replayDigest(key.value.keyId, inner.value.payloadBytes), outer.value.mac1, payload.value.timestampMs); // 8 replay.ts: first use, recorded
+  if (!first.ok) return dropped(first.reason, first.detail, user);
+  const policy = users.policy(user);
+  if (policy === undefined) return dropped(DROP.unknownKey);
+  const grants = decide(payload.value, source, policy, d.bounds); // 9 policy.ts: source, address, ports, duration
+  if (!grants.ok) return dropped(grants.reason, grants.detail);
+  if (!d.grants.hasRoom(grants.value.length)) return grantBookFull(d, user, source); // 10 grants.ts: room to keep track of the grants
+  d.log.info(
+    { event: 'knock.accepted', user, keyId: toHex(key.value.keyId), source: source.text, ports: payload.value.access.map(formatAccess), ttlSeconds: grants.value[0]?.ttlSeconds, skewMs: payload.value.timestampMs - d.now() },
+    'knock accepted',
+  );
+  void openGrants(d, key.value, grants.value, source, receivedMs); // 11 firewall.ts: once the replay record is durable
+}
+
+function grantBookFull(d: PipelineDeps, user: string, source: Address): void {
+  d.drops.record(DROP.grantBookFull, source, { user });
+  d.log.warn({ event: 'grant.book_full', user, source: source.text }, 'knock refused: the book of open grants is full (limits.maxGrants)');
+}
+
+/** The only asynchronous step: make the replay record durable, then add the grants. Failures are logged and counted, never thrown. */
+async function openGrants(d: PipelineDeps, key: AuthorizedKey, grants: readonly Grant[], source: Address, receivedMs: number): Promise<void> {
+  try {
+    await d.replay.durable();
+  } catch (err) {
+    d.drops.record(DROP.replayUnavailable, source, { user: key.user });
+    d.log.error({ event: 'replay.failed', user: key.user, err: errorMessage(err) }, 'could not make the replay record durable: knock refused, nothing opened');
+    return;
+  }
+  try {
+    await d.firewall.grant(grants);
+  } catch (err) {
+    d.drops.record(DROP.firewallError, source, { user: key.user });
+    d.log.error({ event: 'grant.failed', user: key.user, err: errorMessage(err) }, 'could not open the firewall');
+    return;
+  }
+  d.grants.record(toHex(key.keyId), key.user, grants);
+  for (const g of grants) {
+    d.log.info({ event: 'grant.opened', user: key.user, address: g.address.text, port: formatAccess(g.access), ttlSeconds: g.ttlSeconds, openMs: Math.round((performance.now() - receivedMs) * 100) / 100 }, 'grant opened');
+  }
+}

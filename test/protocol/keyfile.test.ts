@@ -1,0 +1,94 @@
+// Key files and `sesame keygen`: formats, 0600 writes that never overwrite by accident, refusal of keys others can read.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { toBase64 } from '../../src/protocol/bytes.ts';
+import { OperatorError } from '../../src/errors.ts';
+import { deriveKeyId, generateUserKeys } from '../../src/protocol/keys.ts';
+import { parseServerPublicKey, parseUserPublicKey, readServerPublicKey, readServerSecretKey, readUserPublicKey, readUserSecretKey } from '../../src/protocol/keyfile.ts';
+import { loadSodium } from '../../src/protocol/sodium.ts';
+import { CLI } from '../helpers/daemon.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'sesame-keyfile-'));
+before(async () => { await loadSodium(); });
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const keygen = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+  try {
+    const r = await promisify(execFile)(process.execPath, [CLI, 'keygen', ...args]);
+    return { code: 0, ...r };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+};
+
+function refused(fn: () => unknown, pattern: RegExp): void {
+  assert.throws(fn, (err: unknown) => err instanceof OperatorError && err.exitCode === 4 && pattern.test(err.message));
+}
+
+test('keygen writes a 0600 private key and a public line, refuses to overwrite, replaces with --force', async () => {
+  const path = join(dir, 'id');
+  let r = await keygen('-f', path, '-C', 'alice@laptop');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  const pub = readFileSync(`${path}.pub`, 'utf8');
+  assert.match(pub, /^sesame-ed25519 [A-Za-z0-9+/]{43}= alice@laptop\n$/);
+  const keys = readUserSecretKey(path);
+  assert.deepEqual(Buffer.from(readUserPublicKey(`${path}.pub`).key), Buffer.from(keys.publicKey), 'the public file matches the private key');
+  assert.match(r.stdout, new RegExp(Buffer.from(deriveKeyId(keys.publicKey)).toString('hex')));
+  r = await keygen('-f', path);
+  assert.equal(r.code, 4);
+  assert.match(r.stderr, /already exists; not overwriting it \(use --force/);
+  assert.equal(readFileSync(`${path}.pub`, 'utf8'), pub, 'unchanged');
+  r = await keygen('-f', path, '--force');
+  assert.equal(r.code, 0, r.stderr);
+  assert.notEqual(readFileSync(`${path}.pub`, 'utf8'), pub);
+});
+
+test('keygen --server writes an X25519 pair the server can load', async () => {
+  const path = join(dir, 'server.key');
+  const r = await keygen('--server', '-f', path);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  const keys = readServerSecretKey(path);
+  assert.deepEqual(Buffer.from(readServerPublicKey(`${path}.pub`).key), Buffer.from(keys.publicKey));
+  assert.equal((await keygen('--server', '-f', path)).code, 4);
+});
+
+test('a private key readable by group or others is refused, naming the file, like ssh', async () => {
+  const path = join(dir, 'open');
+  assert.equal((await keygen('-f', path)).code, 0);
+  for (const mode of [0o640, 0o604, 0o644]) {
+    chmodSync(path, mode);
+    refused(() => readUserSecretKey(path), new RegExp(`Permissions 0${mode.toString(8)} for '${path}' are too open`));
+  }
+  chmodSync(path, 0o600);
+  assert.ok(readUserSecretKey(path));
+  refused(() => readUserSecretKey(join(dir, 'missing')), /does not exist/);
+});
+
+test('public key lines: sesame and OpenSSH ed25519 accepted, everything else refused', () => {
+  const k = generateUserKeys();
+  const blob = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), Buffer.from(k.publicKey)]);
+  assert.deepEqual(Buffer.from(parseUserPublicKey(`ssh-ed25519 ${toBase64(blob)} me@host`).key), Buffer.from(k.publicKey));
+  assert.equal(parseUserPublicKey(`sesame-ed25519 ${toBase64(k.publicKey)} a comment with spaces`).comment, 'a comment with spaces');
+  const bad = [
+    '',
+    'sesame-ed25519',
+    `sesame-ed25519 ${toBase64(k.publicKey.subarray(0, 31))}`,
+    `sesame-ed25519 ${toBase64(k.publicKey)}x`,
+    `sesame-x25519 ${toBase64(k.publicKey)}`,
+    `ssh-rsa ${toBase64(blob)}`,
+    `ssh-ed25519 ${toBase64(blob.subarray(0, 50))}`,
+    `ssh-ed25519 ${toBase64(Buffer.concat([blob, Buffer.from([0])]))}`,
+  ];
+  for (const line of bad) refused(() => parseUserPublicKey(line), /not a user public key/);
+  refused(() => parseServerPublicKey(`sesame-ed25519 ${toBase64(k.publicKey)}`), /not a server public key/);
+  writeFileSync(join(dir, 'junk.pub'), 'hello\n');
+  refused(() => readServerPublicKey(join(dir, 'junk.pub')), /junk\.pub: not a server public key/);
+});

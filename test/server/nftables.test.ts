@@ -1,0 +1,282 @@
+// nftables backend tests: input checks in-process, then the real kernel in a server/client namespace pair with the backend running inside the server namespace.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseAddress } from '../../src/protocol/address.ts';
+import type { Address } from '../../src/protocol/address.ts';
+import type { AllowedEntry } from '../../src/server/nftables.ts';
+import { NftablesFirewall, grantCommand, revokeCommand, setupScript } from '../../src/server/nftables.ts';
+import { createTopology, execIn, openHeldConnection, skipReason, spawnIn, startTcpListener, tcpConnect } from '../helpers/netns.ts';
+import type { Topology } from '../helpers/netns.ts';
+import type { DriverRequest, DriverResponse, WireGrant, WireTarget } from '../tools/nft-driver.ts';
+
+const PROTECTED = 2222;
+const OPEN = 2223;
+const NO_CONNECT_MS = 700;
+const CONNECT_MS = 3_000;
+const addr = (text: string): Address => parseAddress(text) ?? assert.fail(text);
+
+describe('input checks (no nft needed)', () => {
+  // A path that cannot run: a check that let bad input through would fail with a spawn error instead.
+  const fw = new NftablesFirewall({ nftPath: '/nonexistent/nft' });
+  const ok = { address: addr('10.0.0.1'), access: { proto: 'tcp', port: 22 }, ttlSeconds: 30 } as const;
+
+  test('table names are plain identifiers', () => {
+    assert.throws(() => new NftablesFirewall({ table: 'x; flush ruleset' }), /table name/);
+    assert.throws(() => new NftablesFirewall({ table: '' }), /table name/);
+  });
+
+  test('bad ports, protocols, durations and addresses are refused before nft runs', async () => {
+    await assert.rejects(fw.grant([{ ...ok, access: { proto: 'tcp', port: 0 } }]), /invalid access/);
+    await assert.rejects(fw.grant([{ ...ok, access: { proto: 'tcp', port: 65_536 } }]), /invalid access/);
+    await assert.rejects(fw.grant([{ ...ok, access: JSON.parse('{"proto":"icmp","port":1}') }]), /invalid access/);
+    await assert.rejects(fw.grant([{ ...ok, ttlSeconds: 0 }]), /ttlSeconds/);
+    await assert.rejects(fw.grant([{ ...ok, ttlSeconds: 1.5 }]), /ttlSeconds/);
+    await assert.rejects(fw.grant([{ ...ok, ttlSeconds: 86_401 }]), /ttlSeconds/);
+    await assert.rejects(fw.grant([{ ...ok, address: { family: 4, bytes: new Uint8Array(16), text: '::' } }]), /address/);
+    await assert.rejects(fw.revoke([{ ...ok, access: { proto: 'udp', port: -1 } }]), /invalid access/);
+  });
+
+  test('a missing nft binary fails the request rather than hanging, and close() still returns', async () => {
+    const lost = new NftablesFirewall({ nftPath: '/nonexistent/nft' });
+    await assert.rejects(lost.grant([ok]), /nft failed \(spawn \/nonexistent\/nft ENOENT\)/);
+    await assert.rejects(lost.revoke([ok]), /ENOENT/);
+    await lost.close();
+    await assert.rejects(lost.grant([ok]), /closed/);
+  });
+
+  test('element text comes from the address bytes, not its text', () => {
+    const forged = { family: 4, bytes: Uint8Array.of(10, 0, 0, 1), text: '10.0.0.1 } ; flush ruleset ; add element inet sesame allow4 {' } as const;
+    const line = grantCommand('sesame', [{ ...ok, address: forged }]);
+    assert.equal(line, 'add element inet sesame allow4 { 10.0.0.1 . tcp . 22 }; delete element inet sesame allow4 { 10.0.0.1 . tcp . 22 }; '
+      + 'add element inet sesame allow4 { 10.0.0.1 . tcp . 22 timeout 30s }');
+  });
+
+  test('one transaction per call: duplicates collapse (last ttl wins), families go to their own set, revoke adds no timeout', () => {
+    const v6 = { ...ok, address: addr('fd00::1'), ttlSeconds: 5 };
+    assert.equal(grantCommand('t', [ok, v6, { ...ok, ttlSeconds: 9 }]),
+      'add element inet t allow4 { 10.0.0.1 . tcp . 22 }; delete element inet t allow4 { 10.0.0.1 . tcp . 22 }; add element inet t allow4 { 10.0.0.1 . tcp . 22 timeout 9s }; '
+      + 'add element inet t allow6 { fd00::1 . tcp . 22 }; delete element inet t allow6 { fd00::1 . tcp . 22 }; add element inet t allow6 { fd00::1 . tcp . 22 timeout 5s }');
+    assert.equal(revokeCommand('t', [ok, ok]), 'add element inet t allow4 { 10.0.0.1 . tcp . 22 }; delete element inet t allow4 { 10.0.0.1 . tcp . 22 }');
+    assert.equal(grantCommand('t', []), '');
+  });
+
+  test('the setup script declares the table idempotently and deduplicates protected ports', () => {
+    const script = setupScript('sesame', [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }, { proto: 'tcp', port: 22 }]);
+    assert.match(script, /^add element inet sesame protected \{ tcp \. 22, udp \. 53 \}$/m);
+    assert.doesNotMatch(script, /delete table|flush table|flush set inet sesame allow/);
+    assert.doesNotMatch(setupScript('sesame', []), /add element/);
+  });
+});
+
+const skip = skipReason();
+
+/** The backend, running in the server namespace behind a JSON-line pipe (see tools/nft-driver.ts). */
+function startDriver(ns: string): { call(req: DriverRequest): Promise<unknown>; stop(): Promise<void> } {
+  const child = spawnIn(ns, [process.execPath, new URL('../tools/nft-driver.js', import.meta.url).pathname]);
+  const pending = new Map<number, (r: DriverResponse) => void>();
+  let nextId = 1;
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const r = JSON.parse(line) as DriverResponse;
+    pending.get(r.id)?.(r);
+    pending.delete(r.id);
+  });
+  return {
+    call: (req) => new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, (r) => (r.ok ? resolve(r.value) : reject(new Error(r.error))));
+      child.stdin.write(`${JSON.stringify({ id, req })}\n`);
+    }),
+    // The driver closes the backend and exits at end of input; the kill is only for a driver that hangs.
+    stop: () => new Promise((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      child.once('exit', () => resolve(clearTimeout(timer)));
+      child.stdin.end();
+    }),
+  };
+}
+
+describe('nftables in a network namespace', { skip }, () => {
+  let topo: Topology;
+  let driver: ReturnType<typeof startDriver>;
+  let listeners: { stop(): Promise<void> }[] = [];
+  let foreignBefore: unknown;
+  let hostBefore: string;
+
+  const nftIn = async (...argv: string[]): Promise<string> => {
+    const r = await execIn(topo.server.ns, ['nft', ...argv]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  /** The server namespace's ruleset without sesame's table: what sesame must never change. */
+  const foreignRuleset = async (): Promise<unknown> => {
+    const doc = JSON.parse(await nftIn('-j', 'list', 'ruleset')) as { nftables: Record<string, { family?: string; name?: string; table?: string }>[] };
+    return doc.nftables.filter((o) => Object.entries(o).every(([kind, v]) => kind !== 'metainfo' && !(v.family === 'inet' && (kind === 'table' ? v.name : v.table) === 'sesame')));
+  };
+  const list = async (): Promise<AllowedEntry[]> => (await driver.call({ op: 'list' })) as AllowedEntry[];
+  const entryFor = async (address: string, port = PROTECTED): Promise<AllowedEntry | undefined> => (await list()).find((e) => e.address === address && e.port === port && e.proto === 'tcp');
+  const g = (address: string, ttlSeconds: number, port = PROTECTED): WireGrant => ({ address, proto: 'tcp', port, ttlSeconds });
+  const t = (address: string, port = PROTECTED): WireTarget => ({ address, proto: 'tcp', port });
+  const connects = (host: string, from?: string): Promise<boolean> => tcpConnect(topo.client.ns, host, PROTECTED, from === undefined ? CONNECT_MS : NO_CONNECT_MS, from);
+  const refused = async (host: string, from?: string): Promise<boolean> => !(await tcpConnect(topo.client.ns, host, PROTECTED, NO_CONNECT_MS, from));
+
+  before(async () => {
+    hostBefore = execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
+    topo = await createTopology('nft');
+    // Someone else's tables in the same namespace: they must come out untouched.
+    const other = 'table inet other {\n set s { type ipv4_addr; elements = { 10.1.1.1 }; }\n chain c { type filter hook input priority 0; policy accept; tcp dport 9999 accept; }\n}\n'
+      + 'table ip legacy {\n chain c { type filter hook input priority 5; }\n}\n';
+    const made = await execIn(topo.server.ns, ['nft', '-f', '-'], { input: other });
+    assert.equal(made.code, 0, made.stderr);
+    foreignBefore = await foreignRuleset();
+    for (const host of ['0.0.0.0', '::']) {
+      for (const port of [PROTECTED, OPEN]) listeners.push(await startTcpListener(topo.server.ns, host, port));
+    }
+    driver = startDriver(topo.server.ns);
+  });
+
+  after(async () => {
+    await driver?.stop();
+    for (const l of listeners) await l.stop();
+    await topo?.destroy();
+    assert.doesNotMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), /sesame-nft-/);
+    assert.equal(execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }), hostBefore, 'the host ruleset changed');
+  });
+
+  test('setup creates the table, its three sets and the input chain', async () => {
+    await driver.call({ op: 'setup', ports: [{ proto: 'tcp', port: PROTECTED }, { proto: 'udp', port: 5353 }] });
+    const lines = (await nftIn('list', 'table', 'inet', 'sesame')).split('\n').map((l) => l.trim());
+    for (const expected of [
+      'set protected {', 'type inet_proto . inet_service', 'set allow4 {', 'type ipv4_addr . inet_proto . inet_service',
+      'set allow6 {', 'type ipv6_addr . inet_proto . inet_service', 'flags timeout',
+      'chain input {', 'type filter hook input priority filter - 10; policy accept;', 'ct state established,related accept',
+      'ip saddr . meta l4proto . th dport @allow4 accept', 'ip6 saddr . meta l4proto . th dport @allow6 accept', 'meta l4proto . th dport @protected drop',
+    ]) assert.ok(lines.includes(expected), `missing "${expected}"`);
+    assert.match(await nftIn('list', 'set', 'inet', 'sesame', 'protected'), /elements = \{ tcp \. 2222,\s+udp \. 5353 \}/);
+  });
+
+  test('a protected port refuses new connections until a grant, and only from the granted source', async () => {
+    const { server, client } = topo;
+    assert.equal(await tcpConnect(client.ns, server.v4, OPEN, CONNECT_MS), true, 'control: an unprotected port connects');
+    assert.equal(await refused(server.v4), true, 'protected before the grant');
+    await driver.call({ op: 'grant', grants: [g(client.v4, 30)] });
+    assert.equal(await connects(server.v4), true, 'granted source connects');
+    assert.equal(await refused(server.v4, client.v4b), true, 'another source stays out');
+    await driver.call({ op: 'revoke', targets: [t(client.v4)] });
+  });
+
+  test('IPv6 grants work the same way', async () => {
+    const { server, client } = topo;
+    assert.equal(await tcpConnect(client.ns, server.v6, OPEN, CONNECT_MS), true, 'control: an unprotected port connects');
+    assert.equal(await refused(server.v6), true, 'protected before the grant');
+    await driver.call({ op: 'grant', grants: [g(client.v6, 30)] });
+    assert.equal((await entryFor(client.v6))?.proto, 'tcp');
+    assert.equal(await connects(server.v6), true);
+    assert.equal(await refused(server.v6, client.v6b), true);
+    await driver.call({ op: 'revoke', targets: [t(client.v6)] });
+  });
+
+  test('a grant expires in the kernel: new connections fail, an established one survives', async () => {
+    const { server, client } = topo;
+    await driver.call({ op: 'grant', grants: [g(client.v4, 2)] });
+    const held = await openHeldConnection(client.ns, server.v4, PROTECTED);
+    try {
+      assert.equal(await held.isAlive(), true);
+      await sleep(2_500);
+      assert.equal(await entryFor(client.v4), undefined, 'the element expired');
+      assert.equal(await refused(server.v4), true, 'no new connection after expiry');
+      assert.equal(await held.isAlive(), true, 'the established connection survives');
+    } finally {
+      await held.close();
+    }
+  });
+
+  test('a second grant before expiry replaces the timeout (longer or shorter)', async () => {
+    const { server, client } = topo;
+    await driver.call({ op: 'grant', grants: [g(client.v4, 2)] });
+    assert.ok(((await entryFor(client.v4))?.expiresSeconds ?? 99) <= 2);
+    await driver.call({ op: 'grant', grants: [g(client.v4, 60)] });
+    assert.ok(((await entryFor(client.v4))?.expiresSeconds ?? 0) > 30, 'extended');
+    await sleep(2_500);
+    assert.equal(await connects(server.v4), true, 'still open after the first timeout');
+    await driver.call({ op: 'grant', grants: [g(client.v4, 3)] });
+    assert.ok(((await entryFor(client.v4))?.expiresSeconds ?? 99) <= 3, 'shortened');
+    await driver.call({ op: 'revoke', targets: [t(client.v4)] });
+  });
+
+  test('revoke closes at once, is precise, and ignores targets that are not open', async () => {
+    const { server, client } = topo;
+    await driver.call({ op: 'grant', grants: [g(client.v4, 60), g(client.v6, 60)] });
+    assert.equal(await connects(server.v4), true);
+    await driver.call({ op: 'revoke', targets: [t(client.v4), t(client.v4b), { address: client.v6, proto: 'udp', port: 1 }] });
+    assert.equal(await entryFor(client.v4), undefined);
+    assert.equal(await refused(server.v4), true, 'closed at once');
+    assert.ok((await entryFor(client.v6)) !== undefined, 'other grants stay');
+    await driver.call({ op: 'revoke', targets: [t(client.v4), t(client.v6)] });
+    assert.deepEqual(await list(), []);
+  });
+
+  test('concurrent grants are all applied', async () => {
+    const grants = Array.from({ length: 40 }, (_, i) => g(`10.251.0.${i + 1}`, 30));
+    assert.deepEqual(await driver.call({ op: 'grantConcurrently', grants }), grants.map(() => 'ok'));
+    const listed = await list();
+    for (const x of grants) assert.ok(listed.some((e) => e.address === x.address && e.expiresSeconds > 20), x.address);
+    await driver.call({ op: 'revoke', targets: grants });
+    assert.deepEqual(await list(), []);
+  });
+
+  test('a grant the kernel refuses fails alone, even when batched with others', async () => {
+    // A set capped at 3 elements (setup keeps an existing set as it is) makes the 4th and 5th grants fail.
+    const made = await execIn(topo.server.ns, ['nft', 'add table inet capped; add set inet capped allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; size 3; }']);
+    assert.equal(made.code, 0, made.stderr);
+    await driver.call({ op: 'setup', table: 'capped', ports: [{ proto: 'tcp', port: PROTECTED }] });
+    const grants = Array.from({ length: 5 }, (_, i) => g(`10.252.0.${i + 1}`, 30));
+    const results = (await driver.call({ op: 'grantConcurrently', table: 'capped', grants })) as string[];
+    assert.deepEqual(results.slice(0, 3), ['ok', 'ok', 'ok']);
+    for (const r of results.slice(3)) assert.match(r, /^rejected: nft refused .*Too many open files/);
+    assert.equal((await driver.call({ op: 'list', table: 'capped' }) as AllowedEntry[]).length, 3);
+    await driver.call({ op: 'cleanup', table: 'capped' });
+  });
+
+  test('setup again keeps live grants and replaces the protected ports', async () => {
+    const { server, client } = topo;
+    const chainBefore = await nftIn('list', 'chain', 'inet', 'sesame', 'input');
+    await driver.call({ op: 'grant', grants: [g(client.v4, 60)] });
+    await driver.call({ op: 'setup', ports: [{ proto: 'tcp', port: PROTECTED }, { proto: 'tcp', port: 2224 }] });
+    assert.ok(((await entryFor(client.v4))?.expiresSeconds ?? 0) > 30, 'grant kept with its timeout');
+    assert.equal(await connects(server.v4), true);
+    assert.equal(await refused(server.v4, client.v4b), true);
+    assert.match(await nftIn('list', 'set', 'inet', 'sesame', 'protected'), /elements = \{ tcp \. 2222,\s+tcp \. 2224 \}/);
+    assert.equal(await nftIn('list', 'chain', 'inet', 'sesame', 'input'), chainBefore, 'rules replaced, not duplicated');
+    await driver.call({ op: 'revoke', targets: [t(client.v4)] });
+  });
+
+  test('if nft dies, the request in flight fails and the next one restarts it', async () => {
+    const r = (await driver.call({ op: 'killNftThenGrant', grant: g(topo.client.v4, 30) })) as { killed: number; first: string; second: string };
+    assert.ok(r.killed >= 1, 'an nft process was running');
+    assert.match(r.first, /^rejected: nft failed/);
+    assert.equal(r.second, 'ok');
+    assert.equal(await connects(topo.server.v4), true);
+    await driver.call({ op: 'revoke', targets: [t(topo.client.v4)] });
+  });
+
+  test("nft's refusal reaches the caller", async () => {
+    await assert.rejects(driver.call({ op: 'grant', table: 'absent', grants: [g(topo.client.v4, 30)] }), /No such file or directory/);
+  });
+
+  test('grant latency (printed, not asserted)', async () => {
+    const r = (await driver.call({ op: 'bench', count: 200 })) as { medianMs: number; p90Ms: number; maxMs: number };
+    console.log(`grant() over 200 sequential grants: median ${r.medianMs.toFixed(3)} ms, p90 ${r.p90Ms.toFixed(3)} ms, max ${r.maxMs.toFixed(3)} ms`);
+  });
+
+  test('cleanup removes the table and its grants, is idempotent, and leaves every other table as it was', async () => {
+    await driver.call({ op: 'grant', grants: [g(topo.client.v4, 60)] });
+    await driver.call({ op: 'cleanup' });
+    assert.doesNotMatch(await nftIn('list', 'tables'), /inet sesame\b/);
+    assert.equal(await connects(topo.server.v4, topo.client.v4b), true, 'nothing is protected any more');
+    await driver.call({ op: 'cleanup' });
+    assert.deepEqual(await foreignRuleset(), foreignBefore);
+  });
+});
