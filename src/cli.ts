@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // sesame's command-line entry: dispatches to one module per subcommand and turns operator errors into a message and an exit code.
 import { readFileSync } from 'node:fs';
-import { EXIT, OperatorError } from './errors.ts';
+import { errorMessage, EXIT, OperatorError } from './errors.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -73,7 +73,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`sesame: ${err.message}\n(see --help)\n`);
       process.exitCode = EXIT.usage;
     } else {
-      process.stderr.write(`sesame: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(`sesame: internal error: ${err instanceof Error ? (err.stack ?? err.message) : errorMessage(err)}\n`);
       process.exitCode = EXIT.failure;
     }
   },

@@ -5,6 +5,7 @@ export const DEFAULTS = {
   freshnessWindowMs: 30_000,
   defaultDurationSeconds: 30,
   maxDurationSeconds: 300,
+  stateDir: '/var/lib/sesame',
 } as const;
 
 /** Hard ceilings that no config can raise. */
@@ -98,6 +99,9 @@ export const DEFAULT_LIMITS = {
   kernelPerSourcePerSecond: 50,
   kernelPerSourceBurst: 100,
 } as const;
+
+/** The replay record: expired records are pruned at most this often (and at least every quarter window). */
+export const REPLAY = { minPruneEveryMs: 1_000 } as const;
 
 /** The rate limiter: a full scan to evict idle sources at most this often, so a spoofed-source flood cannot turn each packet into an O(table) walk. */
 export const RATE_LIMIT = { evictScanEveryMs: 100 } as const;

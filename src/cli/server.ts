@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { DEFAULT_SERVER_CONFIG, parse } from './args.ts';
+import { formatAccess } from '../protocol/access.ts';
 import { loadConfig } from '../server/config.ts';
 import type { ServerConfig } from '../server/config.ts';
 import { EXIT, OperatorError } from '../errors.ts';
@@ -61,7 +62,7 @@ export async function server(argv: string[]): Promise<number> {
   }
   if (values.cleanup === true) {
     await cleanup(config.table);
-    process.stdout.write(`removed nftables table inet ${config.table} (if it existed); ${config.protect.map((a) => `${a.proto}/${a.port}`).join(', ')} no longer guarded\n`);
+    process.stdout.write(`removed nftables table inet ${config.table} (if it existed); ${config.protect.map(formatAccess).join(', ')} no longer guarded\n`);
     return EXIT.ok;
   }
   if (values.check === true) return check(config);
@@ -80,7 +81,7 @@ async function check(config: ServerConfig): Promise<number> {
   const revoked = [...users.keys.values()].filter((k) => k.revoked).length;
   process.stdout.write(
     `${config.file}: ok\n  knock port ${config.knockPort} (${config.capture.mode}${config.capture.mode === 'udp' ? ` on ${config.listen.map((a) => a.text).join(', ')}` : ` on ${config.capture.interfaces.join(', ')}`})\n` +
-      `  protecting ${config.protect.map((a) => `${a.proto}/${a.port}`).join(', ')} in table inet ${config.table}\n` +
+      `  protecting ${config.protect.map(formatAccess).join(', ')} in table inet ${config.table}\n` +
       `  ${users.users.size} users, ${users.keys.size} keys (${revoked} revoked) in ${config.usersPath}\n` +
       `  grants ${config.defaultDurationSeconds} s by default, at most ${config.maxDurationSeconds} s; freshness window ±${config.windowMs / 1000} s\n`,
   );

@@ -100,7 +100,7 @@ export async function user(argv: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-export function parseDuration(text: string): number {
+function parseDuration(text: string): number {
   const m = /^(\d{1,6})(s|m|h)?$/.exec(text.trim());
   const seconds = m === null ? NaN : Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
   if (!(seconds >= 1 && seconds <= CEILING.durationSeconds)) throw new OperatorError(`--max-duration: expected 1s to 24h like 90, 90s, 15m or 2h, got "${text}"`, EXIT.usage);

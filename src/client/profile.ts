@@ -63,7 +63,7 @@ export const CONFIG_HELP = `The config file is JSON (schema: src/schema/client.s
 Relative paths in a profile are relative to the config file's directory; "~/" is your home directory.`;
 
 /** Client-side state lives under $XDG_CONFIG_HOME/sesame (default ~/.config/sesame). */
-export function configHome(): string {
+function configHome(): string {
   const xdg = process.env['XDG_CONFIG_HOME'];
   return join(xdg !== undefined && xdg.startsWith('/') ? xdg : join(homedir(), '.config'), 'sesame');
 }

@@ -1,6 +1,6 @@
 // Access requests ("tcp/22"): the protocol/port pairs a knock asks for and a policy allows. Parses operator text only.
 
-export const PROTOCOLS = ['tcp', 'udp'] as const;
+const PROTOCOLS = ['tcp', 'udp'] as const;
 export type Proto = (typeof PROTOCOLS)[number];
 
 export interface Access {

@@ -39,7 +39,7 @@ export function signedMessage(server: ServerPublicKey, payloadBytes: Uint8Array)
 }
 
 /** crypto_box_seal, spelled out so the ephemeral key can come from injected randomness. Opens with crypto_box_seal_open. */
-export function seal(plain: Uint8Array, server: ServerPublicKey, random: RandomBytes): Uint8Array {
+function seal(plain: Uint8Array, server: ServerPublicKey, random: RandomBytes): Uint8Array {
   const na = sodium();
   const eph = na.crypto_box_seed_keypair(random(WIRE.ephemeralKeyBytes));
   const nonce = na.crypto_generichash(KEY_BYTES.sealNonce, concat(eph.publicKey, server), null);

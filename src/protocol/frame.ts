@@ -10,9 +10,9 @@ export const LINK_TYPE = {
   raw: 12,
   rawSavefile: 101,
   linuxSll: 113,
+  linuxSll2: 276,
   rawIpv4: 228,
   rawIpv6: 229,
-  linuxSll2: 276,
 } as const;
 
 export const FRAME_DROP = {
@@ -67,13 +67,7 @@ const ETHERTYPE = { ipv4: 0x0800, ipv6: 0x86dd, vlan: 0x8100, qinq: 0x88a8, qinq
 const IP_PROTO = { hopByHop: 0, udp: 17, routing: 43, fragment: 44, destOptions: 60 } as const;
 /** Linux PACKET_* values in the cooked header's packet type. */
 const PACKET_TYPE = { otherHost: 3, outgoing: 4 } as const;
-const ETHERNET_HEADER_BYTES = 14;
-const VLAN_TAG_BYTES = 4;
-const SLL_HEADER_BYTES = 16;
-const SLL2_HEADER_BYTES = 20;
-const IPV4_MIN_HEADER_BYTES = 20;
-const IPV6_HEADER_BYTES = 40;
-const UDP_HEADER_BYTES = 8;
+const HEADER_BYTES = { ethernet: 14, vlanTag: 4, sll: 16, sll2: 20, ipv4Min: 20, ipv6: 40, udp: 8 } as const;
 
 type Step = { readonly ok: true; readonly at: number; readonly end: number; readonly proto: number } | { readonly ok: false; readonly reason: FrameDrop };
 
@@ -111,24 +105,24 @@ export function parseFrame(linkType: number, frame: Uint8Array): FrameResult {
 }
 
 function fromEthernet(f: Uint8Array): FrameResult {
-  if (f.length < ETHERNET_HEADER_BYTES) return fail(FRAME_DROP.linkShort);
-  return afterEthertype(f, ETHERNET_HEADER_BYTES, u16(f, 12));
+  if (f.length < HEADER_BYTES.ethernet) return fail(FRAME_DROP.linkShort);
+  return afterEthertype(f, HEADER_BYTES.ethernet, u16(f, 12));
 }
 
 /** Linux cooked v1: packet type(2) | ARPHRD(2) | address length(2) | address(8) | protocol(2). */
 function fromSll(f: Uint8Array): FrameResult {
-  if (f.length < SLL_HEADER_BYTES) return fail(FRAME_DROP.linkShort);
+  if (f.length < HEADER_BYTES.sll) return fail(FRAME_DROP.linkShort);
   const direction = cookedDirection(u16(f, 0));
   if (direction !== undefined) return fail(direction);
-  return afterEthertype(f, SLL_HEADER_BYTES, u16(f, 14));
+  return afterEthertype(f, HEADER_BYTES.sll, u16(f, 14));
 }
 
 /** Linux cooked v2: protocol(2) | reserved(2) | ifindex(4) | ARPHRD(2) | packet type(1) | address length(1) | address(8). */
 function fromSll2(f: Uint8Array): FrameResult {
-  if (f.length < SLL2_HEADER_BYTES) return fail(FRAME_DROP.linkShort);
+  if (f.length < HEADER_BYTES.sll2) return fail(FRAME_DROP.linkShort);
   const direction = cookedDirection(u8(f, 10));
   if (direction !== undefined) return fail(direction);
-  return afterEthertype(f, SLL2_HEADER_BYTES, u16(f, 0));
+  return afterEthertype(f, HEADER_BYTES.sll2, u16(f, 0));
 }
 
 function cookedDirection(packetType: number): FrameDrop | undefined {
@@ -143,9 +137,9 @@ function afterEthertype(f: Uint8Array, start: number, firstType: number): FrameR
   let type = firstType;
   for (let tags = 0; isVlan(type); tags++) {
     if (tags === FRAME.maxVlanTags) return fail(FRAME_DROP.vlanDepth);
-    if (f.length < at + VLAN_TAG_BYTES) return fail(FRAME_DROP.linkShort);
+    if (f.length < at + HEADER_BYTES.vlanTag) return fail(FRAME_DROP.linkShort);
     type = u16(f, at + 2);
-    at += VLAN_TAG_BYTES;
+    at += HEADER_BYTES.vlanTag;
   }
   if (type !== ETHERTYPE.ipv4 && type !== ETHERTYPE.ipv6) return fail(FRAME_DROP.notIp);
   return fromIp(f, at, type);
@@ -165,9 +159,9 @@ function fromIp(f: Uint8Array, at: number, expected: number | undefined): FrameR
 }
 
 function fromIpv4(f: Uint8Array, at: number): FrameResult {
-  if (f.length < at + IPV4_MIN_HEADER_BYTES) return fail(FRAME_DROP.ipv4Header);
+  if (f.length < at + HEADER_BYTES.ipv4Min) return fail(FRAME_DROP.ipv4Header);
   const headerBytes = (u8(f, at) & 0x0f) * 4;
-  if (headerBytes < IPV4_MIN_HEADER_BYTES || f.length < at + headerBytes) return fail(FRAME_DROP.ipv4Header);
+  if (headerBytes < HEADER_BYTES.ipv4Min || f.length < at + headerBytes) return fail(FRAME_DROP.ipv4Header);
   const totalBytes = u16(f, at + 2);
   // Captured bytes may exceed the total length (Ethernet padding); they may not fall short of it.
   if (totalBytes < headerBytes || f.length < at + totalBytes) return fail(FRAME_DROP.ipv4Length);
@@ -198,11 +192,11 @@ function ipv4Source(raw: Uint8Array): Address | undefined {
 }
 
 function fromIpv6(f: Uint8Array, at: number): FrameResult {
-  if (f.length < at + IPV6_HEADER_BYTES) return fail(FRAME_DROP.ipv6Length);
+  if (f.length < at + HEADER_BYTES.ipv6) return fail(FRAME_DROP.ipv6Length);
   const payloadBytes = u16(f, at + 4);
-  const end = at + IPV6_HEADER_BYTES + payloadBytes;
+  const end = at + HEADER_BYTES.ipv6 + payloadBytes;
   if (payloadBytes === 0 || f.length < end) return fail(FRAME_DROP.ipv6Length);
-  const chain = walkExtensions(f, at + IPV6_HEADER_BYTES, end, u8(f, at + 6));
+  const chain = walkExtensions(f, at + HEADER_BYTES.ipv6, end, u8(f, at + 6));
   if (!chain.ok) return chain;
   if (chain.proto !== IP_PROTO.udp) return fail(FRAME_DROP.notUdp);
   const source = ipv6Source(f.subarray(at + 8, at + 24));
@@ -249,8 +243,8 @@ function ipv6Source(raw: Uint8Array): Address | undefined {
 
 /** `end` is where the IP layer says the datagram stops; UDP may claim less (Linux trims), never more. */
 function fromUdp(f: Uint8Array, at: number, end: number, source: Address): FrameResult {
-  if (end < at + UDP_HEADER_BYTES) return fail(FRAME_DROP.udpHeader);
+  if (end < at + HEADER_BYTES.udp) return fail(FRAME_DROP.udpHeader);
   const udpBytes = u16(f, at + 4);
-  if (udpBytes < UDP_HEADER_BYTES || end < at + udpBytes) return fail(FRAME_DROP.udpLength);
-  return { ok: true, value: { source, destPort: u16(f, at + 2), payload: f.subarray(at + UDP_HEADER_BYTES, at + udpBytes) } };
+  if (udpBytes < HEADER_BYTES.udp || end < at + udpBytes) return fail(FRAME_DROP.udpLength);
+  return { ok: true, value: { source, destPort: u16(f, at + 2), payload: f.subarray(at + HEADER_BYTES.udp, at + udpBytes) } };
 }

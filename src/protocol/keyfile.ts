@@ -66,7 +66,7 @@ export function parseServerPublicKey(line: string): PublicKeyLine<ServerPublicKe
 }
 
 /** Like OpenSSH's sshkey_perm_ok: a private key others can read is refused, not silently used. */
-export function checkPrivateKeyMode(path: string): void {
+function checkPrivateKeyMode(path: string): void {
   const mode = statSync(path).mode & 0o777;
   if ((mode & 0o077) !== 0) {
     throw keyError(
@@ -110,7 +110,7 @@ export function readServerPublicKey(path: string): PublicKeyLine<ServerPublicKey
 }
 
 /** An atomic write that refuses (without force) to replace a key file. */
-export function writeKeyFile(path: string, text: string, mode: number, force: boolean): void {
+function writeKeyFile(path: string, text: string, mode: number, force: boolean): void {
   try {
     writeFileAtomic(path, text, { mode, replace: force });
   } catch (err) {

@@ -19,7 +19,7 @@ export const WIRE = {
   openAddressBytes: [4, 16],
 } as const;
 
-export const INNER_FIXED_BYTES = WIRE.keyIdBytes + WIRE.signatureBytes;
+const INNER_FIXED_BYTES = WIRE.keyIdBytes + WIRE.signatureBytes;
 export const OUTER_FIXED_BYTES = WIRE.headerBytes + WIRE.mac1Bytes + WIRE.sealOverheadBytes + INNER_FIXED_BYTES;
 export const MIN_PACKET_BYTES = OUTER_FIXED_BYTES + WIRE.minPayloadBytes;
 export const MAX_PACKET_BYTES = OUTER_FIXED_BYTES + WIRE.maxPayloadBytes;

@@ -62,7 +62,7 @@ interface WirePayload {
 }
 
 /** The payload schema (README.md, "Payload"). Unknown keys, wrong types and out-of-range values are refused. */
-export const PAYLOAD_SCHEMA = {
+const PAYLOAD_SCHEMA = {
   type: 'object',
   required: ['t', 'n', 'a'],
   additionalProperties: false,

@@ -1,7 +1,7 @@
 // The one libsodium instance: every cryptographic primitive in sesame comes from here.
 import sodiumModule from 'libsodium-wrappers';
 
-export type Sodium = typeof sodiumModule;
+type Sodium = typeof sodiumModule;
 
 let loaded: Sodium | undefined;
 

@@ -1,4 +1,5 @@
 // Knock capture by passive libpcap sniffing (optional package 'cap'): sees packets before netfilter drops them and needs no bound socket. Trusts nothing in a frame: wire.ts parses it.
+import { errorMessage } from '../errors.ts';
 import type { Capture, OnPacket } from './capture.ts';
 import { CAPTURE } from '../limits.ts';
 import { FRAME_DROP, isParsedLinkType, parseFrame } from '../protocol/frame.ts';
@@ -144,12 +145,12 @@ function stop(handle: CapHandle): void {
 
 /** One line: the loader's message without its require stack, plus the fix for an addon built for another Node.js. */
 function loadFailure(err: unknown): string {
-  const text = (err instanceof Error ? err.message : String(err)).split('\nRequire stack')[0] ?? '';
+  const text = errorMessage(err).split('\nRequire stack')[0] ?? '';
   const rebuild = err instanceof Error && 'code' in err && err.code === 'ERR_DLOPEN_FAILED' ? '; if Node.js changed since it was built: npm rebuild cap' : '';
   return `${text.replace(/\s+/g, ' ').trim()}${rebuild}`;
 }
 
 function firstLine(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
+  const text = errorMessage(err);
   return text.split('\n', 1)[0] ?? text;
 }

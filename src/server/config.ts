@@ -4,7 +4,7 @@ import { parseAccess } from '../protocol/access.ts';
 import type { Access } from '../protocol/access.ts';
 import { parseAddress } from '../protocol/address.ts';
 import type { Address } from '../protocol/address.ts';
-import { DEFAULT_LIMITS, DEFAULTS } from '../limits.ts';
+import { DEFAULT_LIMITS, DEFAULTS, TABLE } from '../limits.ts';
 import { EXIT } from '../errors.ts';
 import { readJson } from '../files.ts';
 import { compileSchemaFile, invalid, schemaErrors } from '../schema.ts';
@@ -88,14 +88,14 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
     listen: listen.filter((a) => a !== undefined),
     serverKeyPath: path(c.serverKey),
     usersPath: path(c.usersFile),
-    stateDir: path(c.stateDir ?? '/var/lib/sesame'),
+    stateDir: path(c.stateDir ?? DEFAULTS.stateDir),
     windowMs: (c.freshnessWindowSeconds ?? DEFAULTS.freshnessWindowMs / 1000) * 1000,
     defaultDurationSeconds,
     maxDurationSeconds,
     protect: protect.filter((a) => a !== undefined),
     logLevel: c.logLevel ?? 'info',
     capture: { mode: c.capture?.mode ?? 'udp', interfaces: c.capture?.interfaces ?? ['any'] },
-    table: c.firewall?.table ?? 'sesame',
+    table: c.firewall?.table ?? TABLE.defaultName,
     limits: {
       perSourcePerSecond: limits.perSourcePerSecond ?? DEFAULT_LIMITS.perSourcePerSecond,
       perSourceBurst: limits.perSourceBurst ?? DEFAULT_LIMITS.perSourceBurst,

@@ -1,4 +1,4 @@
-// The daemon: loads config, keys and users (refusing to start on any error), sets up the firewall table, then feeds captured packets to the pipeline until SIGTERM/SIGINT.
+// The daemon around the packet path: loads config, keys and users (refusing to start on any error), sets up the firewall table, then feeds captured packets to the pipeline until SIGTERM/SIGINT.
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -6,7 +6,8 @@ import type { Capture, OnPacket } from './capture.ts';
 import { PcapCapture } from './capture-pcap.ts';
 import { UdpCapture } from './capture-udp.ts';
 import type { ServerConfig } from './config.ts';
-import { EXIT, OperatorError } from '../errors.ts';
+import { errorMessage, EXIT, OperatorError } from '../errors.ts';
+import { formatAccess } from '../protocol/access.ts';
 import type { Firewall } from './firewall.ts';
 import { GrantBook } from './grants.ts';
 import { readServerSecretKey } from '../protocol/keyfile.ts';
@@ -19,7 +20,7 @@ import { RateLimiter } from './ratelimit.ts';
 import { ReplayStore } from './replay.ts';
 import { loadSodium } from '../protocol/sodium.ts';
 import { loadUsers } from './users.ts';
-import { DROP_LOG } from '../limits.ts';
+import { DAEMON, DROP_LOG } from '../limits.ts';
 import type { UserTable } from './users.ts';
 
 export interface RunningServer {
@@ -39,7 +40,7 @@ async function startCapture(capture: Capture, config: ServerConfig, onPacket: On
     await capture.start(onPacket);
   } catch (err) {
     if (err instanceof OperatorError) throw err;
-    throw new OperatorError(`cannot start ${config.capture.mode} capture: ${err instanceof Error ? err.message : String(err)}`, EXIT.network);
+    throw new OperatorError(`cannot start ${config.capture.mode} capture: ${errorMessage(err)}`, EXIT.network);
   }
 }
 
@@ -47,7 +48,7 @@ async function setupFirewall(firewall: Firewall, config: ServerConfig): Promise<
   try {
     await firewall.setup(config.protect, { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst });
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorMessage(err);
     const hint = /Operation not permitted|EPERM|EACCES/i.test(why)
       ? ' (sesame needs CAP_NET_ADMIN to manage its nftables table: run it as root or with AmbientCapabilities=CAP_NET_ADMIN, see deploy/)'
       : /ENOENT/.test(why) ? ' (is nftables installed? apt-get install nftables)' : '';
@@ -109,7 +110,7 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     try {
       next = loadUsers(config.usersPath);
     } catch (err) {
-      log.error({ event: 'users.rejected', file: config.usersPath, errors: err instanceof Error ? err.message.split('\n') : String(err) }, 'users file refused; keeping the last good version');
+      log.error({ event: 'users.rejected', file: config.usersPath, errors: errorMessage(err).split('\n') }, 'users file refused; keeping the last good version');
       return;
     }
     const lost = lostKeys(users, next);
@@ -121,9 +122,9 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     if (closing.length === 0) return;
     try {
       await firewall.revoke(closing.map((c) => c.target));
-      for (const c of closing) log.info({ event: 'grant.closed', user: c.user, address: c.target.address.text, port: `${c.target.access.proto}/${c.target.access.port}`, why: 'revoked' }, 'grant closed');
+      for (const c of closing) log.info({ event: 'grant.closed', user: c.user, address: c.target.address.text, port: formatAccess(c.target.access), why: 'revoked' }, 'grant closed');
     } catch (err) {
-      log.error({ event: 'grant.close_failed', err: err instanceof Error ? err.message : String(err) }, 'could not close revoked grants');
+      log.error({ event: 'grant.close_failed', err: errorMessage(err) }, 'could not close revoked grants');
     }
   };
 
@@ -142,16 +143,16 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
   const watcher: FSWatcher = watch(dirname(config.usersPath), (_event, name) => {
     if (name !== null && name !== basename(config.usersPath)) return;
     clearTimeout(pending);
-    pending = setTimeout(() => void reload(), 10); // coalesces the events of one rename; a rename is atomic, so no half-written file is read
+    pending = setTimeout(() => void reload(), DAEMON.usersReloadDebounceMs);
   });
   onHup(() => void reload());
 
   const housekeeping = setInterval(() => {
     grants.prune();
     drops.flush();
-  }, 10_000);
+  }, DAEMON.housekeepingMs);
   housekeeping.unref();
-  log.info({ event: 'server.started', knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map((a) => `${a.proto}/${a.port}`) }, 'sesame server started');
+  log.info({ event: 'server.started', knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map(formatAccess) }, 'sesame server started');
 
   let resolveStopped = (): void => {};
   const stopped = new Promise<void>((resolve) => {

@@ -1,4 +1,5 @@
 // Step 10 of the packet path: the book of open grants, by the key that earned them, so revoking a key closes its access at once. Bounded (room is checked before the firewall is touched); entries drop out as the kernel expires them.
+import { formatAccess } from '../protocol/access.ts';
 import type { Grant, GrantTarget } from './firewall.ts';
 
 interface Entry {
@@ -7,7 +8,7 @@ interface Entry {
   expiresMs: number;
 }
 
-const targetKey = (t: GrantTarget): string => `${t.address.text}|${t.access.proto}/${t.access.port}`;
+const targetKey = (t: GrantTarget): string => `${t.address.text}|${formatAccess(t.access)}`;
 
 export class GrantBook {
   /** keyId hex -> target key -> entry */

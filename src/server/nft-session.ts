@@ -125,7 +125,7 @@ export class NftInteractive {
       this.#diagnostics = [];
       if (diagnostics.at(-1)?.startsWith('Error:') === true) diagnostics.pop(); // the marker's own syntax error
       this.#settle(batch, diagnostics);
-    } else if (!/^[\s^~]*$/.test(line) && this.#diagnostics.length < 100) {
+    } else if (!/^[\s^~]*$/.test(line) && this.#diagnostics.length < NFT.maxDiagnosticLines) {
       this.#diagnostics.push(line); // caret lines under an echoed command carry nothing
     }
   }

@@ -4,7 +4,7 @@ import { isPort, isProto } from '../protocol/access.ts';
 import { addressFromBytes } from '../protocol/address.ts';
 import type { Firewall, Grant, GrantTarget, KnockPortGuard } from './firewall.ts';
 import type { Access } from '../protocol/access.ts';
-import { CEILING, NFT } from '../limits.ts';
+import { CEILING, NFT, TABLE } from '../limits.ts';
 import { NFT_ENV, NftInteractive } from './nft-session.ts';
 
 export interface NftablesOptions {
@@ -23,7 +23,7 @@ export interface AllowedEntry {
   readonly expiresSeconds: number;
 }
 
-const DEFAULT_TABLE = 'sesame';
+const DEFAULT_TABLE = TABLE.defaultName;
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 
 function checkTable(name: string): string {
@@ -91,7 +91,7 @@ function guardRules(t: string, g: KnockPortGuard | undefined): string[] {
   if (g.mode === 'pcap') return [`add rule ${t} input udp dport ${g.port} drop`];
   const rate = Math.ceil(g.perSourcePerSecond);
   const burst = Math.ceil(g.perSourceBurst);
-  if (!(Number.isInteger(rate) && rate >= 1 && rate <= 1_000_000 && Number.isInteger(burst) && burst >= 1 && burst <= 1_000_000)) throw new RangeError('knock port guard: bad rate or burst');
+  if (!(Number.isInteger(rate) && rate >= 1 && rate <= TABLE.maxMeterRate && Number.isInteger(burst) && burst >= 1 && burst <= TABLE.maxMeterRate)) throw new RangeError('knock port guard: bad rate or burst');
   const limit = `limit rate over ${rate}/second burst ${burst} packets`;
   return [
     `add rule ${t} input udp dport ${g.port} update @knockers4 { ip saddr ${limit} } drop`,
@@ -109,8 +109,8 @@ export function setupScript(table: string, protectedPorts: readonly Access[], gu
     `add set ${t} allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }`,
     `add set ${t} allow6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }`,
     // Per-source packet meters for the knock port: bounded (size) and self-cleaning (timeout).
-    `add set ${t} knockers4 { type ipv4_addr; size 65535; flags dynamic,timeout; timeout 10s; }`,
-    `add set ${t} knockers6 { type ipv6_addr; size 65535; flags dynamic,timeout; timeout 10s; }`,
+    `add set ${t} knockers4 { type ipv4_addr; size ${TABLE.meterSize}; flags dynamic,timeout; timeout ${TABLE.meterTimeoutSeconds}s; }`,
+    `add set ${t} knockers6 { type ipv6_addr; size ${TABLE.meterSize}; flags dynamic,timeout; timeout ${TABLE.meterTimeoutSeconds}s; }`,
     `add chain ${t} input { type filter hook input priority -10; policy accept; }`,
     `flush chain ${t} input`,
     ...guardRules(t, guard),

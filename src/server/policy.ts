@@ -1,5 +1,5 @@
 // Step 9 of the packet path: what a verified, fresh, first-seen knock may open, from the user's policy and the server's bounds. Inputs are typed values.
-import { sameAccess } from '../protocol/access.ts';
+import { formatAccess, sameAccess } from '../protocol/access.ts';
 import { cidrContains } from '../protocol/address.ts';
 import type { Address } from '../protocol/address.ts';
 import type { Grant } from './firewall.ts';
@@ -18,7 +18,7 @@ export function decide(payload: Payload, source: Address, user: UserPolicy, boun
   const target = payload.openAddress ?? source;
   if (target.text !== source.text && !user.mayOpenOtherAddress) return drop(DROP.addressNotAllowed, { user: user.name, source: source.text, open: target.text });
   for (const a of payload.access) {
-    if (!user.ports.some((p) => sameAccess(p, a))) return drop(DROP.portNotAllowed, { user: user.name, port: `${a.proto}/${a.port}` });
+    if (!user.ports.some((p) => sameAccess(p, a))) return drop(DROP.portNotAllowed, { user: user.name, port: formatAccess(a) });
   }
   // A requested duration is a wish, capped by the user's and then the server's maximum; never refused for being long.
   const cap = Math.min(user.maxDurationSeconds ?? bounds.maxDurationSeconds, bounds.maxDurationSeconds);

@@ -1,4 +1,5 @@
 // Step 3 of the packet path: a token bucket per source (IPv4 address, IPv6 /64), after mac1 and before any public-key work. Bounded table, injected clock.
+import { RATE_LIMIT } from '../limits.ts';
 
 interface Bucket {
   tokens: number;
@@ -48,9 +49,8 @@ export class RateLimiter {
    * If every source is still busy the table stays full and new sources wait: bounded memory wins over fairness.
    */
   private evict(now: number): boolean {
-    // A full scan at most every 100 ms, so a spoofed-source flood cannot turn each packet into an O(table) walk.
     if (now < this.nextEvictMs) return false;
-    this.nextEvictMs = now + 100;
+    this.nextEvictMs = now + RATE_LIMIT.evictScanEveryMs;
     const fullAfterMs = (this.opts.burst / this.opts.perSecond) * 1000;
     for (const [key, b] of this.buckets) if (now - b.updatedMs >= fullAfterMs) this.buckets.delete(key);
     return this.buckets.size < this.opts.maxSources;

@@ -2,6 +2,7 @@
 import { closeSync, fdatasyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.ts';
+import { REPLAY } from '../limits.ts';
 import { syncDirectory } from '../files.ts';
 import { concat, toHex, utf8 } from '../protocol/bytes.ts';
 import type { KeyId } from '../protocol/bytes.ts';
@@ -151,7 +152,7 @@ export class ReplayStore {
       unlinkSync(s.path);
       this.segments.splice(i, 1);
     }
-    this.nextPruneMs = now + Math.max(1000, this.opts.windowMs / 4);
+    this.nextPruneMs = now + Math.max(REPLAY.minPruneEveryMs, this.opts.windowMs / 4);
   }
 
   close(): void {

@@ -7,7 +7,7 @@ import { parseUserPublicKey } from '../protocol/keyfile.ts';
 import { deriveKeyId } from '../protocol/keys.ts';
 import type { UsersFile } from './users.ts';
 
-export const keyIdOf = (line: string): string => toHex(deriveKeyId(parseUserPublicKey(line).key));
+const keyIdOf = (line: string): string => toHex(deriveKeyId(parseUserPublicKey(line).key));
 const commentOf = (line: string): string => parseUserPublicKey(line).comment;
 
 export interface AddRequest {
