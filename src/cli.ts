@@ -6,7 +6,7 @@ import { errorMessage, EXIT, OperatorError } from './errors.ts';
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  demo: { summary: 'run a narrated demo in throwaway network namespaces (root)', load: async () => (await import('./demo/demo.ts')).demo },
+  demo: { summary: 'run a narrated demo in throwaway network namespaces (root)', load: async () => (await import('./cli/demo.ts')).demo },
   keygen: { summary: 'create a user key (Ed25519) or, with --server, a server key (X25519)', load: async () => (await import('./cli/keygen.ts')).keygen },
   server: { summary: 'run the daemon, or: server init DIR | --check | --cleanup', load: async () => (await import('./cli/server.ts')).server },
   knock: { summary: 'send one knock to open a port on a server (--wait: until it is open)', load: async () => (await import('./cli/knock.ts')).knock },

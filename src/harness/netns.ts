@@ -1,10 +1,10 @@
-// Throwaway network namespaces (used by `sesame demo`): create a pair joined by one veth, run programs inside (a TCP service, a TCP probe, a UDP sender), delete them with everything in them. Trusts its caller's names and addresses; refuses any namespace not named sesame-*, and never creates an interface in the host namespace.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+// Throwaway network namespaces for the demo and the tests: run programs on the host or inside a namespace (no shell), create a pair joined by one veth, delete them with everything in them. Trusts its caller's names and addresses; refuses any namespace not named sesame-* and any address outside 10.0.0.0/8 and fd00::/8, and never creates an interface in the host namespace.
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 export interface ExecResult {
-  /** Exit code; null if killed (timeout) or the program could not be started. */
+  /** Exit code; null if killed (timeout, signal) or the program could not be started. */
   readonly code: number | null;
   readonly stdout: string;
   readonly stderr: string;
@@ -12,14 +12,28 @@ export interface ExecResult {
   readonly spawnError?: string;
 }
 
+export interface ExecOptions {
+  /** Written to the program's stdin, which is then closed (closed at once when absent). */
+  readonly input?: string;
+  readonly timeoutMs?: number;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** One end of a veth pair and the namespace it lives in. */
 export interface Side {
   readonly ns: string;
   readonly dev: string;
-  /** Address with prefix length, e.g. 10.77.0.1/24. */
-  readonly cidr: string;
+  /** Addresses with prefix length (10.77.0.1/24, fd00:5e5a:1::1/64), added in order: the first of a subnet is the one the kernel picks as source. */
+  readonly cidrs: readonly string[];
+  /** Further IPv6 addresses added deprecated (preferred_lft 0): the kernel picks them as source only for a socket bound to them. */
+  readonly deprecatedCidrs?: readonly string[];
 }
 
 const OWNED = /^sesame-[a-z0-9-]{1,40}$/;
+/** 10.0.0.0/8 and ULA fd00::/8 only: nothing the harness adds can shadow a routable address. */
+const PRIVATE_CIDR = /^(10\.\d{1,3}\.\d{1,3}\.\d{1,3}\/\d{1,2}|fd[0-9a-f]{2}:[0-9a-f:]*\/\d{1,3})$/;
+const EXEC_TIMEOUT_MS = 30_000;
+const EXEC_MAX_BUFFER = 64 << 20;
 
 /** Every program started here and still running, so an interrupted caller can end them all synchronously. */
 const live = new Set<ChildProcess>();
@@ -50,27 +64,47 @@ function owned(ns: string): string {
   return ns;
 }
 
-/** Runs a program with an argument array (no shell); never rejects, whatever the exit code. */
-export function run(cmd: string, args: readonly string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+/** Which of `ip` and `nft` is not installed, as a message with the fix, or undefined if both are. */
+export function missingTool(): string | undefined {
+  if (spawnSync('ip', ['-V'], { stdio: 'ignore' }).error !== undefined) return '`ip` (iproute2) is missing: apt-get install iproute2';
+  if (spawnSync('nft', ['--version'], { stdio: 'ignore' }).error !== undefined) return '`nft` is missing: apt-get install nftables';
+  return undefined;
+}
+
+/** Runs a program with an argument array (no shell) and collects its output; never rejects, whatever the exit code. */
+export function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve) => {
-    const child = execFile(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 20_000, maxBuffer: 8 << 20, env: opts.env ?? process.env }, (err, stdout, stderr) => {
+    const child = execFile(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? EXEC_TIMEOUT_MS, maxBuffer: EXEC_MAX_BUFFER, env: opts.env ?? process.env }, (err, stdout, stderr) => {
       if (err === null) return resolve({ code: 0, stdout, stderr });
       const code = typeof err.code === 'number' ? err.code : null;
       const spawnError = typeof err.code === 'string' ? err.code : undefined;
       resolve({ code, stdout, stderr: stderr === '' && code === null ? err.message : stderr, ...(spawnError === undefined ? {} : { spawnError }) });
     });
     track(child);
+    child.stdin?.on('error', () => {}); // EPIPE if the program exits without reading its input
+    child.stdin?.end(opts.input ?? '');
   });
 }
 
 /** Runs argv inside ns: `ip netns exec` enters the namespace and then execs argv, so the pid is argv's own. */
-export function runIn(ns: string, argv: readonly string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+export function execIn(ns: string, argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   return run('ip', ['netns', 'exec', owned(ns), ...argv], opts);
 }
 
-/** Starts a long-lived program inside ns with stdout and stderr piped. */
-export function spawnIn(ns: string, argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ChildProcessByStdio<null, Readable, Readable> {
-  return track(spawn('ip', ['netns', 'exec', owned(ns), ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env }));
+/** Starts a long-lived program inside ns with stdin, stdout and stderr piped; killStarted/stopStarted end it if its caller does not. */
+export function spawnIn(ns: string, argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ChildProcessByStdio<Writable, Readable, Readable> {
+  const child = track(spawn('ip', ['netns', 'exec', owned(ns), ...argv], { stdio: ['pipe', 'pipe', 'pipe'], env }));
+  child.stdin.on('error', () => {}); // EPIPE if the program exits while a caller writes to it
+  return child;
+}
+
+/** SIGKILLs one started program and resolves once it has exited. */
+export function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
 }
 
 /** Names of the existing namespaces that start with prefix. */
@@ -116,6 +150,15 @@ async function must(argv: readonly string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`\`${argv.join(' ')}\` failed: ${r.stderr.trim() || `exit ${r.code}`}`);
 }
 
+function addresses(s: Side): string[][] {
+  const add = (cidr: string, extra: readonly string[]): string[] => {
+    if (!PRIVATE_CIDR.test(cidr)) throw new Error(`refusing to add address ${cidr}: only 10.0.0.0/8 and fd00::/8`);
+    // No duplicate address detection on IPv6: a fresh link with two ends has nothing to collide with, and DAD would delay the address.
+    return ['ip', '-n', s.ns, 'addr', 'add', cidr, 'dev', s.dev, ...(cidr.includes(':') ? ['nodad'] : []), ...extra];
+  };
+  return [...s.cidrs.map((c) => add(c, [])), ...(s.deprecatedCidrs ?? []).map((c) => add(c, ['preferred_lft', '0']))];
+}
+
 /**
  * Creates both namespaces (after removing stale ones of the same names) and joins them with a veth pair
  * born inside the server namespace with its peer created directly in the client one: no step puts an
@@ -124,10 +167,11 @@ async function must(argv: readonly string[]): Promise<void> {
 export async function createPair(server: Side, client: Side): Promise<void> {
   for (const s of [server, client]) removeNamespace(s.ns);
   try {
+    const steps = [server, client].map(addresses);
     for (const s of [server, client]) await must(['ip', 'netns', 'add', owned(s.ns)]);
     await must(['ip', '-n', server.ns, 'link', 'add', server.dev, 'type', 'veth', 'peer', 'name', client.dev, 'netns', client.ns]);
-    for (const s of [server, client]) {
-      await must(['ip', '-n', s.ns, 'addr', 'add', s.cidr, 'dev', s.dev]);
+    for (const [i, s] of [server, client].entries()) {
+      for (const argv of steps[i] ?? []) await must(argv);
       await must(['ip', '-n', s.ns, 'link', 'set', 'lo', 'up']);
       await must(['ip', '-n', s.ns, 'link', 'set', s.dev, 'up']);
     }
@@ -135,53 +179,4 @@ export async function createPair(server: Side, client: Side): Promise<void> {
     for (const s of [server, client]) removeNamespace(s.ns);
     throw err;
   }
-}
-
-/** Small node programs run inside a namespace; their arguments arrive as process.argv[1..]. */
-const PROGRAM = {
-  service: `const net = require('node:net'); const [port, banner] = process.argv.slice(1);
-net.createServer((c) => { c.on('error', () => {}); c.end(banner + '\\r\\n'); }).listen(Number(port), '0.0.0.0', () => console.log('listening'));`,
-  probe: `const net = require('node:net'); const [host, port, ms] = process.argv.slice(1); let got = '', connected = false;
-const s = net.connect({ host, port: Number(port) });
-setTimeout(() => { console.log(connected ? 'open' : 'timeout'); process.exit(0); }, Number(ms));
-s.on('connect', () => { connected = true; }); s.on('data', (d) => { got += d; });
-s.on('end', () => { console.log('open'); process.stdout.write(got); process.exit(0); });
-s.on('error', (e) => { console.log('error ' + (e.code || e.message)); process.exit(0); });`,
-  udp: `const dgram = require('node:dgram'); const [host, port, hex] = process.argv.slice(1); const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
-s.send(Buffer.from(hex, 'hex'), Number(port), host, (e) => { s.close(); if (e) { console.error(e.message); process.exit(1); } });`,
-} as const;
-
-const failure = (what: string, r: ExecResult): Error => new Error(`${what} failed (${r.code === null ? 'killed' : `exit ${r.code}`}): ${(r.stderr || r.stdout).trim()}`);
-
-/** Starts a TCP service on 0.0.0.0:port inside ns that sends banner and closes each connection; resolves once it listens. */
-export function startBannerService(ns: string, port: number, banner: string): Promise<void> {
-  const child = spawnIn(ns, [process.execPath, '-e', PROGRAM.service, String(port), banner]);
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      err += s;
-    });
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      if (s.includes('listening')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`the TCP service exited (${code}) before listening: ${err.trim()}`)));
-  });
-}
-
-export type Probe = { readonly state: 'open'; readonly banner: string } | { readonly state: 'timeout' } | { readonly state: 'error'; readonly code: string };
-
-/** One TCP connect from inside ns: open (with what the service sent), no answer within timeoutMs, or an error such as ECONNREFUSED. */
-export async function probeTcp(ns: string, host: string, port: number, timeoutMs: number): Promise<Probe> {
-  const out = await runIn(ns, [process.execPath, '-e', PROGRAM.probe, host, String(port), String(timeoutMs)]);
-  if (out.code !== 0) throw failure('the TCP probe', out);
-  const [state = '', ...rest] = out.stdout.split('\n');
-  if (state === 'open') return { state, banner: rest.join('\n').trim() };
-  if (state === 'timeout') return { state };
-  return { state: 'error', code: state.replace(/^error /, '') };
-}
-
-/** Sends bytes as one UDP datagram from inside ns. */
-export async function sendUdp(ns: string, host: string, port: number, bytes: Uint8Array): Promise<void> {
-  const out = await runIn(ns, [process.execPath, '-e', PROGRAM.udp, host, String(port), Buffer.from(bytes).toString('hex')]);
-  if (out.code !== 0) throw failure('the UDP sender', out);
 }

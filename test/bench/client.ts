@@ -3,9 +3,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { CLI, Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
-import { createTopology, execIn } from '../helpers/netns.ts';
-import type { ExecResult } from '../helpers/netns.ts';
-import { startTcpListener } from '../helpers/netns.ts';
+import { execIn } from '../../src/harness/netns.ts';
+import type { ExecResult } from '../../src/harness/netns.ts';
+import { startTcpListener } from '../../src/harness/programs.ts';
+import { createTopology } from '../../src/harness/topology.ts';
 import { startSshd } from '../helpers/sshd.ts';
 import { percentile } from './measure.ts';
 

@@ -21,8 +21,10 @@ import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
 import { buildSpaPackets, ensureFwknop, Fwknopd, fwknopdVersion, makeFwknopDir } from '../helpers/fwknop.ts';
 import type { FwknopOptions, FwknopSetup } from '../helpers/fwknop.ts';
-import { createTopology, execIn, sendUdp, skipReason, spawnIn, tcpConnect } from '../helpers/netns.ts';
-import type { Topology } from '../helpers/netns.ts';
+import { execIn, spawnIn } from '../../src/harness/netns.ts';
+import { sendUdp, tcpConnect } from '../../src/harness/programs.ts';
+import { createTopology, skipReason } from '../../src/harness/topology.ts';
+import type { Topology } from '../../src/harness/topology.ts';
 import { percentile, treeCpu, treeRss } from './measure.ts';
 
 const DRIVER = fileURLToPath(new URL('./compare-driver.js', import.meta.url));

@@ -5,7 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
-import { createTopology, execIn, sendUdp, startTcpListener } from '../helpers/netns.ts';
+import { execIn } from '../../src/harness/netns.ts';
+import { sendUdp, startTcpListener } from '../../src/harness/programs.ts';
+import { createTopology } from '../../src/harness/topology.ts';
 import { percentile, rssMiB, treeCpu } from './measure.ts';
 
 const FLOODER = fileURLToPath(new URL('./flooder.js', import.meta.url));

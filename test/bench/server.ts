@@ -3,7 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
-import { createTopology, execIn, startTcpListener } from '../helpers/netns.ts';
+import { execIn } from '../../src/harness/netns.ts';
+import { startTcpListener } from '../../src/harness/programs.ts';
+import { createTopology } from '../../src/harness/topology.ts';
 import { floodRun } from './flood.ts';
 import { percentile, rssMiB, treeCpu } from './measure.ts';
 

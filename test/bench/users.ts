@@ -11,7 +11,9 @@ import { decide } from '../../src/server/policy.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { parseUsers } from '../../src/server/users.ts';
 import { CLI, Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
-import { createTopology, execIn, sendUdp, startTcpListener } from '../helpers/netns.ts';
+import { execIn } from '../../src/harness/netns.ts';
+import { sendUdp, startTcpListener } from '../../src/harness/programs.ts';
+import { createTopology } from '../../src/harness/topology.ts';
 import { percentile } from './measure.ts';
 
 await loadSodium();

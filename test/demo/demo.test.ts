@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, test } from 'node:test';
-import { skipReason } from '../helpers/netns.ts';
+import { skipReason } from '../../src/harness/topology.ts';
 
 const skip = skipReason();
 /** dist/test/demo.test.js -> dist/src/cli.js */

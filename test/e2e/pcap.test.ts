@@ -8,8 +8,10 @@ import { loadSodium } from '../../src/protocol/sodium.ts';
 import { parseAddress } from '../../src/protocol/address.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
-import { createTopology, execIn, sendUdp, skipReason, startTcpListener, tcpConnect } from '../helpers/netns.ts';
-import type { Topology } from '../helpers/netns.ts';
+import { execIn } from '../../src/harness/netns.ts';
+import { sendUdp, startTcpListener, tcpConnect } from '../../src/harness/programs.ts';
+import { createTopology, skipReason } from '../../src/harness/topology.ts';
+import type { Topology } from '../../src/harness/topology.ts';
 
 const skip = skipReason();
 const KNOCK_PORT = 62201;

@@ -8,8 +8,9 @@ import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
-import { createTopology, sendUdp, skipReason, startTcpListener, tcpConnect } from '../helpers/netns.ts';
-import type { Topology } from '../helpers/netns.ts';
+import { sendUdp, startTcpListener, tcpConnect } from '../../src/harness/programs.ts';
+import { createTopology, skipReason } from '../../src/harness/topology.ts';
+import type { Topology } from '../../src/harness/topology.ts';
 
 const skip = skipReason();
 const NOBODY = 65534;

@@ -10,8 +10,10 @@ import type { KnockRequest } from '../../src/protocol/build.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { CLI, Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
-import { createTopology, execIn, openHeldConnection, sendUdp, skipReason, startTcpListener, tcpConnect } from '../helpers/netns.ts';
-import type { Topology } from '../helpers/netns.ts';
+import { execIn } from '../../src/harness/netns.ts';
+import { openHeldConnection, sendUdp, startTcpListener, tcpConnect } from '../../src/harness/programs.ts';
+import { createTopology, skipReason } from '../../src/harness/topology.ts';
+import type { Topology } from '../../src/harness/topology.ts';
 
 const skip = skipReason();
 const PORT = 2222;

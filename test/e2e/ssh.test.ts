@@ -9,8 +9,11 @@ import { parseAddress } from '../../src/protocol/address.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { CLI, Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
-import { createTopology, execIn, skipReason, tcpConnect } from '../helpers/netns.ts';
-import type { ExecResult, Topology } from '../helpers/netns.ts';
+import { execIn } from '../../src/harness/netns.ts';
+import type { ExecResult } from '../../src/harness/netns.ts';
+import { tcpConnect } from '../../src/harness/programs.ts';
+import { createTopology, skipReason } from '../../src/harness/topology.ts';
+import type { Topology } from '../../src/harness/topology.ts';
 import { sshMissing, startSshd } from '../helpers/sshd.ts';
 import type { SshServer } from '../helpers/sshd.ts';
 

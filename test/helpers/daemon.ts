@@ -1,6 +1,5 @@
-// Test fixture for end-to-end runs: a throwaway server directory (keys, config, users) and the real daemon started inside a network namespace, with its JSON log lines parsed as they arrive.
+// Test fixture for end-to-end runs: a throwaway server directory (keys, config, users) and the real daemon started inside a network namespace, its JSON log lines read by src/harness/daemon-log.ts. Trusts the test code that calls it.
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,15 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
 import type { ServerKeys, UserKeys } from '../../src/protocol/keys.ts';
 import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../../src/protocol/keyfile.ts';
+import { errorMessage } from '../../src/errors.ts';
+import { DaemonLog } from '../../src/harness/daemon-log.ts';
+import type { LogEvent } from '../../src/harness/daemon-log.ts';
+import { spawnIn } from '../../src/harness/netns.ts';
 
 /** dist/test/helpers/daemon.js -> dist/src/cli.js */
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
-
-export interface LogEvent {
-  readonly event?: string;
-  readonly reason?: string;
-  readonly [key: string]: unknown;
-}
 
 export interface ServerDir {
   readonly dir: string;
@@ -66,78 +63,45 @@ export const userEntry = (keys: UserKeys, extra: Record<string, unknown> = {}): 
   ...extra,
 });
 
-/** The real daemon (`node dist/src/cli.js server -c CONFIG`) running inside a namespace. */
+/** The real daemon (`node dist/src/cli.js server -c CONFIG`) running inside a namespace, its log read by the shared DaemonLog. */
 export class Daemon {
-  readonly events: LogEvent[] = [];
-  readonly stderr: string[] = [];
-  private readonly child: ChildProcess;
-  private waiters: { match: (e: LogEvent) => boolean; resolve: (e: LogEvent) => void; reject: (err: Error) => void }[] = [];
+  readonly log: DaemonLog;
   readonly exited: Promise<number | null>;
+  private readonly child: ChildProcess;
 
   constructor(ns: string, configPath: string, extraArgs: readonly string[] = [], prefix: readonly string[] = []) {
-    this.child = spawn('ip', ['netns', 'exec', ns, ...prefix, process.execPath, CLI, 'server', '-c', configPath, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let buffer = '';
-    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        let e: LogEvent;
-        try {
-          e = JSON.parse(line) as LogEvent;
-        } catch {
-          continue;
-        }
-        this.events.push(e);
-        this.waiters = this.waiters.filter((w) => {
-          if (!w.match(e)) return true;
-          w.resolve(e);
-          return false;
-        });
-      }
-    });
-    this.child.stderr?.setEncoding('utf8').on('data', (s: string) => this.stderr.push(s));
-    this.exited = new Promise((resolve) =>
-      this.child.on('exit', (code, signal) => {
-        // A daemon that dies fails every wait at once, instead of at each wait's timeout.
-        for (const w of this.waiters) w.reject(new Error(`daemon exited (code ${code}, signal ${signal}); stderr: ${this.stderr.join('')}`));
-        this.waiters = [];
-        resolve(code);
-      }),
-    );
+    const child = spawnIn(ns, [...prefix, process.execPath, CLI, 'server', '-c', configPath, ...extraArgs]);
+    this.child = child;
+    this.log = new DaemonLog(child);
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Every parsed log event so far, in order. */
+  get events(): LogEvent[] {
+    return this.log.events;
+  }
+
+  get stderr(): string[] {
+    return this.log.stderr;
   }
 
   get pid(): number | undefined {
     return this.child.pid;
   }
 
-  /** Resolves with the first event (already seen or future) that matches; rejects after timeoutMs. */
-  waitFor(match: (e: LogEvent) => boolean, timeoutMs = 5000, since = 0): Promise<LogEvent> {
-    const seen = this.events.slice(since).find(match);
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching log event in ${timeoutMs} ms; stderr: ${this.stderr.join('')}; last events: ${JSON.stringify(this.events.slice(-5))}`)), timeoutMs);
-      this.waiters.push({
-        match,
-        resolve: (e) => {
-          clearTimeout(timer);
-          resolve(e);
-        },
-        reject: (err) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      });
+  /** Resolves with the first event from index since on (already seen or future) that matches; rejects after timeoutMs, with the daemon's stderr and last events. */
+  waitFor(match: (e: LogEvent) => boolean, timeoutMs = 5000, since = 0, what?: string): Promise<LogEvent> {
+    return this.log.waitFor(match, timeoutMs, since, what).catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}; stderr: ${this.stderr.join('')}; last events: ${JSON.stringify(this.events.slice(-5))}`);
     });
   }
 
   event(name: string, timeoutMs = 5000, since = 0): Promise<LogEvent> {
-    return this.waitFor((e) => e.event === name, timeoutMs, since);
+    return this.waitFor((e) => e.event === name, timeoutMs, since, name);
   }
 
   dropped(reason: string, timeoutMs = 5000, since = 0): Promise<LogEvent> {
-    return this.waitFor((e) => e.event === 'knock.dropped' && e.reason === reason, timeoutMs, since);
+    return this.waitFor((e) => e.event === 'knock.dropped' && e.reason === reason, timeoutMs, since, `knock.dropped (${reason})`);
   }
 
   /** SIGKILL the whole `ip netns exec` chain's node process, as a crash would. */

@@ -8,7 +8,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execIn } from './netns.ts';
+import { execIn } from '../../src/harness/netns.ts';
 
 const has = (cmd: string): boolean => {
   try {

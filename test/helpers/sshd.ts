@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { spawnIn } from './netns.ts';
+import { spawnIn } from '../../src/harness/netns.ts';
 
 const SSHD = '/usr/sbin/sshd';
 const TOOLS = [SSHD, '/usr/bin/ssh', '/usr/bin/ssh-keygen'] as const;

@@ -7,8 +7,10 @@ import { INSTALL_HINT, PcapCapture } from '../../src/server/capture-pcap.ts';
 import type { PcapCaptureOptions } from '../../src/server/capture-pcap.ts';
 import { FRAME_DROP } from '../../src/protocol/frame.ts';
 import type { FrameDrop } from '../../src/protocol/frame.ts';
-import { createTopology, execIn, sendUdp, skipReason, spawnIn } from '../helpers/netns.ts';
-import type { Topology } from '../helpers/netns.ts';
+import { execIn, spawnIn } from '../../src/harness/netns.ts';
+import { sendUdp } from '../../src/harness/programs.ts';
+import { createTopology, skipReason } from '../../src/harness/topology.ts';
+import type { Topology } from '../../src/harness/topology.ts';
 import type { DriverEvent } from '../tools/pcap-driver.ts';
 
 const PORT = 62201;

@@ -8,8 +8,10 @@ import { parseAddress } from '../../src/protocol/address.ts';
 import type { Address } from '../../src/protocol/address.ts';
 import type { AllowedEntry } from '../../src/server/nftables.ts';
 import { NftablesFirewall, grantCommand, revokeCommand, setupScript } from '../../src/server/nftables.ts';
-import { createTopology, execIn, openHeldConnection, skipReason, spawnIn, startTcpListener, tcpConnect } from '../helpers/netns.ts';
-import type { Topology } from '../helpers/netns.ts';
+import { execIn, spawnIn } from '../../src/harness/netns.ts';
+import { openHeldConnection, startTcpListener, tcpConnect } from '../../src/harness/programs.ts';
+import { createTopology, skipReason } from '../../src/harness/topology.ts';
+import type { Topology } from '../../src/harness/topology.ts';
 import type { DriverRequest, DriverResponse, WireGrant, WireTarget } from '../tools/nft-driver.ts';
 
 const PROTECTED = 2222;

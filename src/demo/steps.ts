@@ -1,160 +1,39 @@
-// `sesame demo`: a narrated run of the real daemon and the real client in two throwaway network namespaces, cleaned up on success, failure and Ctrl-C. Trusts only what it started; touches only sesame-demo-* namespaces and its own temp dir, never the host's interfaces or firewall.
+// The demo's narrated steps: setup (namespaces, keys, config, service, daemon), then closed, knock, open, replay refused, revoked, expired. Trusts what it started (the CLI, the daemon's log via DaemonLog); touches only the sesame-demo-* namespaces and its own temp dir.
 import type { ChildProcessByStdio } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { parse } from '../cli/args.ts';
-import { EXIT } from '../errors.ts';
+import { errorMessage } from '../errors.ts';
 import { DaemonLog, field, isRecord } from '../harness/daemon-log.ts';
 import type { LogEvent } from '../harness/daemon-log.ts';
-import { Narrator } from './narrator.ts';
-import { createPair, killStarted, listNamespaces, probeTcp, removeNamespace, run, runIn, sendUdp, spawnIn, startBannerService, stopStarted } from '../harness/netns.ts';
+import { createPair, execIn, run, spawnIn } from '../harness/netns.ts';
+import { probeTcp, sendUdp, startTcpListener } from '../harness/programs.ts';
+import type { Narrator } from './narrator.ts';
 
-const PREFIX = 'sesame-demo-';
-const SERVER = { ns: `${PREFIX}srv`, dev: 'veth-srv', cidr: '10.77.0.1/24', ip: '10.77.0.1' } as const;
-const CLIENT = { ns: `${PREFIX}cli`, dev: 'veth-cli', cidr: '10.77.0.2/24', ip: '10.77.0.2' } as const;
-const PORT = 2222;
+export const PREFIX = 'sesame-demo-';
+export const SERVER = { ns: `${PREFIX}srv`, dev: 'veth-srv', cidrs: ['10.77.0.1/24'], ip: '10.77.0.1' } as const;
+export const CLIENT = { ns: `${PREFIX}cli`, dev: 'veth-cli', cidrs: ['10.77.0.2/24'], ip: '10.77.0.2' } as const;
+export const PORT = 2222;
 const KNOCK_PORT = 62201;
 const GRANT = { defaultSeconds: 10, shortSeconds: 3 } as const;
 const TIMING = { connectMs: 1_000, eventMs: 5_000, daemonStartMs: 10_000, expiryMarginMs: 500, settleMs: 200 } as const;
 const BANNER = 'SSH-2.0-demo service behind sesame';
-/** This file runs as dist/src/cmd-demo.js, next to the real CLI. */
+/** This file runs as dist/src/demo/steps.js; the real CLI is dist/src/cli.js. */
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
-const HELP = `usage: sesame demo
-
-Runs a narrated demo as root on Linux with nftables, in about 12 s: two throwaway network namespaces
-(${SERVER.ns} ${SERVER.ip}, ${CLIENT.ns} ${CLIENT.ip}), a fresh server key and user key, the real daemon
-guarding a TCP service on port ${PORT}, and the real client: port closed, knock, port open, replay refused,
-user revoked, grant expired. Everything it creates is removed at the end, also on Ctrl-C or failure;
-the host's own interfaces and firewall are never touched.
-`;
-
 /** An operator-fixable reason the demo cannot run here (as opposed to a step that failed). */
-class Missing extends Error {}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function preflight(): Promise<string | undefined> {
-  if (process.platform !== 'linux') return `the demo needs Linux (network namespaces and nftables); this is ${process.platform}`;
-  if (Number(process.versions.node.split('.')[0]) < 20) return `the demo needs Node.js 20 or newer; this is ${process.version}`;
-  if (process.getuid?.() !== 0) return 'not running as root, which creating network namespaces and nftables rules needs; run it as root: sudo npm run demo';
-  if ((await run('ip', ['-V'])).spawnError === 'ENOENT') return '`ip` (iproute2) is missing: apt-get install iproute2';
-  if ((await run('nft', ['--version'])).spawnError === 'ENOENT') return '`nft` is missing: apt-get install nftables';
-  return undefined;
-}
+export class Missing extends Error {}
 
 /** State that cleanup needs, whichever way the demo ends. */
-interface Run {
+export interface Run {
   readonly say: Narrator;
   readonly started: number;
   dir: string | undefined;
-  daemon: ChildProcessByStdio<null, Readable, Readable> | undefined;
+  daemon: ChildProcessByStdio<Writable, Readable, Readable> | undefined;
   step: string;
   cleaned: boolean;
-}
-
-/** Ends everything the demo started, deletes both namespaces (and with the server's, the daemon's nftables table) and the temp dir. Synchronous and idempotent. */
-function cleanupSync(r: Run): void {
-  if (r.cleaned) return;
-  r.cleaned = true;
-  r.say.interrupt();
-  killStarted();
-  removeNamespace(SERVER.ns);
-  removeNamespace(CLIENT.ns);
-  if (r.dir !== undefined) rmSync(r.dir, { recursive: true, force: true });
-}
-
-/** The normal way out: let the daemon stop on SIGTERM (it logs server.stopped), then remove the rest. */
-async function cleanup(r: Run): Promise<void> {
-  const daemon = r.daemon;
-  if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null) {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 2_000);
-      daemon.once('exit', () => resolve(clearTimeout(timer)));
-      daemon.kill('SIGTERM');
-    });
-  }
-  await stopStarted();
-  cleanupSync(r);
-}
-
-export async function demo(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {}, false);
-  if (values.help === true) {
-    process.stdout.write(HELP);
-    return EXIT.ok;
-  }
-  const missing = await preflight();
-  if (missing !== undefined) {
-    process.stderr.write(`sesame demo cannot run here: ${missing}\n`);
-    return EXIT.failure;
-  }
-  const r: Run = { say: new Narrator(), started: performance.now(), dir: undefined, daemon: undefined, step: 'setup', cleaned: false };
-  const onSignal = (signal: NodeJS.Signals): void => {
-    r.say.interrupt();
-    process.stdout.write(`${signal}: stopping the demo and removing what it created ...\n`);
-    cleanupSync(r);
-    process.stdout.write(`${leftText() ?? cleanedText(r)}\n`);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  const onCrash = (err: unknown): void => {
-    r.say.interrupt();
-    process.stderr.write(`sesame demo: internal error at ${r.step}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    cleanupSync(r);
-    process.exit(EXIT.failure);
-  };
-  const onExit = (): void => cleanupSync(r);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('uncaughtException', onCrash);
-  process.on('exit', onExit);
-  let code: number = EXIT.ok;
-  try {
-    await steps(r);
-  } catch (err) {
-    r.say.interrupt();
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(err instanceof Missing ? `sesame demo cannot run here: ${message}\n` : `sesame demo failed at ${r.step}: ${message}\n`);
-    code = EXIT.failure;
-  } finally {
-    await cleanup(r);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('uncaughtException', onCrash);
-    process.off('exit', onExit);
-  }
-  const left = leftText();
-  if (left !== undefined) {
-    process.stderr.write(`${left}\n`);
-    return EXIT.failure;
-  }
-  if (code === EXIT.ok) r.say.line(summary(r));
-  r.say.line(cleanedText(r));
-  return code;
-}
-
-/** Said only if the namespaces survived the cleanup (something outside the demo holds them). */
-function leftText(): string | undefined {
-  const left = listNamespaces(PREFIX);
-  return left.length === 0 ? undefined : `sesame demo: could not delete network namespace(s) ${left.join(', ')}: remove them with "ip netns delete NAME"`;
-}
-
-function cleanedText(r: Run): string {
-  return `Cleaned up: processes stopped, namespaces ${SERVER.ns} and ${CLIENT.ns} deleted (the daemon's nftables table lived only in ${SERVER.ns})${r.dir === undefined ? '' : `, ${r.dir} removed`}. The host's interfaces and firewall were not touched.`;
-}
-
-function summary(r: Run): string {
-  return [
-    '',
-    `All 6 steps done in ${((performance.now() - r.started) / 1000).toFixed(1)} s: closed by default; one knock opened one port for one address, for a limited time;`,
-    'the replayed packet was refused; revoking the user closed access at once; the last grant expired in the kernel.',
-    '',
-    'Next, in README.md: "Everyday use: from `sesame keygen` to ssh" (your own keys and servers), "Managing users",',
-    '"Running a server" (config, firewall, logs) and "Protocol (version 1)".',
-  ].join('\n');
 }
 
 /** What the steps share once setup is done. */
@@ -171,7 +50,9 @@ interface Stage {
   readonly addAlice: readonly string[];
 }
 
-async function steps(r: Run): Promise<void> {
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function steps(r: Run): Promise<void> {
   const stage = await setup(r);
   r.step = 'step 1 (port closed)';
   await knockReplay(r, stage);
@@ -185,9 +66,9 @@ async function setup(r: Run): Promise<Stage> {
   try {
     await createPair(SERVER, CLIENT);
   } catch (err) {
-    throw new Missing(`cannot create network namespaces (${err instanceof Error ? err.message : String(err)}); the kernel, or the container this runs in, must allow them (in Docker: --privileged)`);
+    throw new Missing(`cannot create network namespaces (${errorMessage(err)}); the kernel, or the container this runs in, must allow them (in Docker: --privileged)`);
   }
-  const nft = await runIn(SERVER.ns, ['nft', 'list', 'tables']);
+  const nft = await execIn(SERVER.ns, ['nft', 'list', 'tables']);
   if (nft.code !== 0) throw new Missing(`nft does not work inside a network namespace here: ${nft.stderr.trim()} (nftables needs the nf_tables kernel module: modprobe nf_tables)`);
   say.end('done');
 
@@ -219,12 +100,12 @@ async function setup(r: Run): Promise<Stage> {
   say.end('done');
 
   say.begin(`  service in ${SERVER.ns} on 0.0.0.0:${PORT}`);
-  await startBannerService(SERVER.ns, PORT, BANNER);
+  await startTcpListener(SERVER.ns, '0.0.0.0', PORT, BANNER);
   say.end(`answers "${BANNER}"`);
   say.begin(`  sesame server -c DIR/config.json, in ${SERVER.ns}`);
   r.daemon = spawnIn(SERVER.ns, [process.execPath, CLI, 'server', '-c', config], env);
   const log = new DaemonLog(r.daemon);
-  const up = (await log.next(['server.started'], 0, TIMING.daemonStartMs)).event;
+  const up = await log.next(['server.started'], 0, TIMING.daemonStartMs);
   say.end(`server.started: knock port udp/${field(up, 'knockPort')}, table inet ${field(up, 'table')} guards ${field(up, 'protect')}`);
   say.line('');
   const knockArgs = ['knock', SERVER.ip, '-i', alice, '--server-key', join(dir, 'server.pub'), '-p', `tcp/${PORT}`];
@@ -254,7 +135,7 @@ async function knockReplay(r: Run, s: Stage): Promise<void> {
   const age = skewMs <= 0 ? `timestamp ${-skewMs} ms old` : `timestamp ${skewMs} ms ahead`;
   say.end(`server: knock.accepted (user ${field(accepted, 'user')}, from ${field(accepted, 'source')}, ${age})`);
   say.line(`   server: grant.opened ${field(opened, 'port')} for ${field(opened, 'address')}, ${field(opened, 'ttlSeconds')} s`);
-  const set = await runIn(SERVER.ns, ['nft', 'list', 'set', 'inet', 'sesame', 'allow4']);
+  const set = await execIn(SERVER.ns, ['nft', 'list', 'set', 'inet', 'sesame', 'allow4']);
   const element = /(\d+\.\d+\.\d+\.\d+ \. tcp \. \d+)[^,}]*?expires (\S+?)(?=\s|,|})/.exec(set.stdout);
   if (element !== null) say.line(`   nftables in ${SERVER.ns}: set allow4 holds ${element[1] ?? ''}, expires in ${element[2] ?? ''}`);
 
@@ -297,11 +178,11 @@ async function revokeExpire(r: Run, s: Stage): Promise<void> {
   const waitArgs = [...s.knockArgs, '--wait', '-d', String(GRANT.shortSeconds)];
   say.begin(`   Client: ${s.show(waitArgs)}`);
   since = log.length;
-  const waited = await runIn(CLIENT.ns, [process.execPath, CLI, ...waitArgs], { env: s.env });
+  const waited = await execIn(CLIENT.ns, [process.execPath, CLI, ...waitArgs], { env: s.env });
   if (waited.code !== 0) throw new Error(`${s.show(waitArgs)} failed (exit ${waited.code}): ${waited.stderr.trim()}`);
   await log.next(['grant.opened'], since, TIMING.eventMs);
   await sleep(TIMING.settleMs); // --wait may have re-knocked: the last grant's timeout is the one that counts
-  const grant = log.events.slice(since).filter((e) => field(e.event, 'event') === 'grant.opened').at(-1);
+  const grant = log.last((e) => e.event === 'grant.opened', since);
   if (grant === undefined) throw new Error('no grant.opened after the knock');
   const after = /\((\d+ ms) after the knock\)/.exec(waited.stderr)?.[1];
   say.end(`open${after === undefined ? '' : ` ${after} after the knock`}`);
@@ -321,7 +202,7 @@ async function revokeExpire(r: Run, s: Stage): Promise<void> {
 }
 
 async function expectEvent(log: DaemonLog, names: readonly string[], since: number, wanted: string): Promise<LogEvent> {
-  const { event } = await log.next(names, since, TIMING.eventMs);
+  const event = await log.next(names, since, TIMING.eventMs);
   if (field(event, 'event') !== wanted) {
     const why = ['reason', 'err'].filter((k) => event[k] !== undefined).map((k) => `${k}: ${field(event, k)}`).join(', ');
     throw new Error(`expected ${wanted}, but the daemon logged ${field(event, 'event')}${why === '' ? '' : ` (${why})`}`);
@@ -330,12 +211,12 @@ async function expectEvent(log: DaemonLog, names: readonly string[], since: numb
 }
 
 async function expectClosed(when: string): Promise<void> {
-  const p = await probeTcp(CLIENT.ns, SERVER.ip, PORT, TIMING.connectMs);
+  const p = await probeTcp(CLIENT.ns, SERVER.ip, PORT, TIMING.connectMs, { readBanner: true });
   if (p.state !== 'timeout') throw new Error(`expected tcp/${PORT} to be closed ${when}, but the connect ended: ${p.state === 'error' ? p.code : p.state}`);
 }
 
 async function expectOpen(when: string): Promise<string> {
-  const p = await probeTcp(CLIENT.ns, SERVER.ip, PORT, TIMING.connectMs);
+  const p = await probeTcp(CLIENT.ns, SERVER.ip, PORT, TIMING.connectMs, { readBanner: true });
   if (p.state !== 'open') throw new Error(`expected tcp/${PORT} to be open ${when}, but the connect ended: ${p.state === 'error' ? p.code : `no answer in ${TIMING.connectMs / 1000} s`}`);
   return p.banner;
 }
