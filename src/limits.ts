@@ -103,6 +103,9 @@ export const DEFAULT_LIMITS = {
 /** The replay record: expired records are pruned at most this often (and at least every quarter window). */
 export const REPLAY = { minPruneEveryMs: 1_000 } as const;
 
+/** `sesame user` edits: a second editor waits this long for the users file's lock, then gives up. */
+export const LOCK = { waitSeconds: 10 } as const;
+
 /** The rate limiter: a full scan to evict idle sources at most this often, so a spoofed-source flood cannot turn each packet into an O(table) walk. */
 export const RATE_LIMIT = { evictScanEveryMs: 100 } as const;
 

@@ -4,24 +4,28 @@ import { resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { DEFAULT_SERVER_CONFIG, parse } from './args.ts';
 import { errorMessage, EXIT, OperatorError } from '../errors.ts';
-import { CEILING } from '../limits.ts';
+import { CEILING, LOCK } from '../limits.ts';
+import { withLock } from '../process.ts';
 import { readJson, readText, writeFileAtomic } from '../files.ts';
 import { loadSodium } from '../protocol/sodium.ts';
 import { loadConfig } from '../server/config.ts';
 import { parseUsers, validateUsersFile } from '../server/users.ts';
 import type { UsersFile } from '../server/users.ts';
-import { addKey, normalKeyLine, revokedViews, revokeKeys, userViews } from '../server/users-edit.ts';
+import { addKey, normalKeyLine, revokedViews, revokeKeys, setPolicy, userViews } from '../server/users-edit.ts';
 
 const HELP = `usage: sesame user add NAME --key FILE_OR_LINE [--ports tcp/22,...] [--max-duration 30s] [--from CIDR,...] [--may-open-other] [--force]
+       sesame user set NAME [--ports LIST] [--max-duration D] [--from LIST] [--may-open-other | --no-may-open-other]
        sesame user list [--json]
        sesame user show NAME [--json]
-       sesame user revoke NAME [--key KEYID] [--reason TEXT]
-       sesame user remove NAME [--reason TEXT]
+       sesame user revoke NAME [--key KEYID] [--reason TEXT] [--keep-sessions]
+       sesame user remove NAME [--reason TEXT] [--keep-sessions]
   every form takes -c CONFIG (default ${DEFAULT_SERVER_CONFIG}); the users file is the config's "usersFile"
 
-Edits the server's users file: the whole result is validated, then written atomically (temp file,
-fsync, rename, same owner and mode). On any problem nothing changes. A running server picks the
-change up within a second and closes the open grants of revoked keys at once.
+Edits the server's users file under an exclusive lock (a second edit waits up to ${LOCK.waitSeconds} s, then fails):
+the whole result is validated, then written atomically (temp file, fsync, rename, same owner and
+mode). On any problem nothing changes. A running server picks the change up within a second: it
+closes the open grants of revoked keys and cuts the connections they admitted, and closes grants that
+a narrowed policy no longer allows. A server that was not running does the same when it starts.
 
   add NAME          add a user, or another key to an existing user
     --key K         a public key file, or the line itself: "sesame-ed25519 BASE64 [comment]" or an
@@ -30,11 +34,14 @@ change up within a second and closes the open grants of revoked keys at once.
     --max-duration D  cap on the user's grants: 90, 90s, 15m or 2h
     --from LIST     source CIDRs the knock must come from (default: any)
     --may-open-other  allow the user's knock to name another address to open (NAT)
-    --force         re-add a key that was revoked (removes it from the revocation record)
+    --force         re-add a key that was revoked (its revocation stays in the record, marked reinstated)
+  set NAME          change a user's policy (the flags as for add; --from "" means any source again)
   list              users, their keys (by key id) and the revocation record; --json for scripts
   show NAME         one user in detail
   revoke NAME       revoke all the user's keys, or one with --key KEYID (a unique prefix of 8+ hex digits);
-                    the keys move to the revocation record with time, who and --reason
+                    the keys move to the revocation record with time, who and --reason; their grants
+                    close and the connections they admitted stop passing traffic
+    --keep-sessions only refuse new knocks and connections; established ones keep working
   remove NAME       revoke all the user's keys and delete the user
 `;
 
@@ -46,8 +53,10 @@ export async function user(argv: string[]): Promise<number> {
     'max-duration': { type: 'string' },
     from: { type: 'string' },
     'may-open-other': { type: 'boolean' },
+    'no-may-open-other': { type: 'boolean' },
     force: { type: 'boolean' },
     reason: { type: 'string' },
+    'keep-sessions': { type: 'boolean' },
     json: { type: 'boolean' },
   }, true);
   const [action, name, ...extra] = positionals;
@@ -56,48 +65,59 @@ export async function user(argv: string[]): Promise<number> {
     return values.help === true ? EXIT.ok : EXIT.usage;
   }
   if (extra.length > 0) throw new OperatorError(`unexpected argument "${extra[0]}" (see sesame user --help)`, EXIT.usage);
+  if (values['may-open-other'] === true && values['no-may-open-other'] === true) throw new OperatorError('--may-open-other and --no-may-open-other exclude each other', EXIT.usage);
   await loadSodium();
   const usersPath = loadConfig(resolve(values.config ?? DEFAULT_SERVER_CONFIG)).usersPath;
-  const doc = validateUsersFile(readJson(usersPath, 'users file', EXIT.config), usersPath);
-  parseUsers(doc, usersPath); // refuse to edit a file that is already broken
   const needName = (): string => {
     if (name === undefined) throw new OperatorError(`sesame user ${action} needs a user NAME`, EXIT.usage);
     return name;
   };
-  const nowIso = new Date().toISOString();
-  let said: string;
-  switch (action) {
-    case 'list':
-      return list(doc, values.json === true);
-    case 'show':
-      return show(doc, needName(), values.json === true);
-    case 'add': {
-      if (values.key === undefined) throw new OperatorError('sesame user add needs --key FILE_OR_LINE (the user\'s .pub file, or the line itself)', EXIT.usage);
-      const maxDuration = values['max-duration'];
-      said = addKey(doc, needName(), {
-        line: keyLine(values.key),
-        ...(values.ports === undefined ? {} : { ports: values.ports }),
-        ...(maxDuration === undefined ? {} : { maxDurationSeconds: parseDuration(maxDuration) }),
-        ...(values.from === undefined ? {} : { from: values.from }),
-        ...(values['may-open-other'] === undefined ? {} : { mayOpenOther: values['may-open-other'] }),
-        force: values.force === true,
-        nowIso,
-      });
-      break;
-    }
-    case 'revoke':
-      said = revokeKeys(doc, needName(), { ...(values.key === undefined ? {} : { keyPrefix: values.key }), ...(values.reason === undefined ? {} : { reason: values.reason }), removeUser: false, by: whoAmI(), nowIso });
-      break;
-    case 'remove':
-      said = revokeKeys(doc, needName(), { reason: values.reason ?? 'user removed', removeUser: true, by: whoAmI(), nowIso });
-      break;
-    default:
-      throw new OperatorError(`unknown action "${action}" (add, list, show, revoke, remove)`, EXIT.usage);
+  if (action === 'list' || action === 'show') {
+    const doc = readUsers(usersPath);
+    return action === 'list' ? list(doc, values.json === true) : show(doc, needName(), values.json === true);
   }
-  parseUsers(doc, usersPath); // the edited document must load exactly as the daemon will load it
-  replaceFile(usersPath, `${JSON.stringify(doc, null, 2)}\n`);
+  const maxDuration = values['max-duration'];
+  const mayOpenOther = values['may-open-other'] === true ? true : values['no-may-open-other'] === true ? false : undefined;
+  const policy = {
+    ...(values.ports === undefined ? {} : { ports: values.ports }),
+    ...(maxDuration === undefined ? {} : { maxDurationSeconds: parseDuration(maxDuration) }),
+    ...(values.from === undefined ? {} : { from: values.from }),
+    ...(mayOpenOther === undefined ? {} : { mayOpenOther }),
+  };
+  const edit = (doc: UsersFile, nowIso: string): string => {
+    const by = whoAmI();
+    const keepSessions = values['keep-sessions'] === true;
+    switch (action) {
+      case 'add':
+        if (values.key === undefined) throw new OperatorError('sesame user add needs --key FILE_OR_LINE (the user\'s .pub file, or the line itself)', EXIT.usage);
+        return addKey(doc, needName(), { line: keyLine(values.key), ...policy, force: values.force === true, by, nowIso });
+      case 'set':
+        return setPolicy(doc, needName(), policy);
+      case 'revoke':
+        return revokeKeys(doc, needName(), { ...(values.key === undefined ? {} : { keyPrefix: values.key }), ...(values.reason === undefined ? {} : { reason: values.reason }), removeUser: false, keepSessions, by, nowIso });
+      case 'remove':
+        return revokeKeys(doc, needName(), { reason: values.reason ?? 'user removed', removeUser: true, keepSessions, by, nowIso });
+      default:
+        throw new OperatorError(`unknown action "${action}" (add, set, list, show, revoke, remove)`, EXIT.usage);
+    }
+  };
+  // Read, edit and replace under the lock: two admins at once never lose an update.
+  const said = await withLock(usersPath, 'users file', () => {
+    const doc = readUsers(usersPath);
+    const message = edit(doc, new Date().toISOString());
+    parseUsers(doc, usersPath); // the edited document must load exactly as the daemon will load it
+    replaceFile(usersPath, `${JSON.stringify(doc, null, 2)}\n`);
+    return message;
+  });
   process.stdout.write(`${said}\n`);
   return EXIT.ok;
+}
+
+/** The users document, refused if it would not load (a broken file is not edited further). */
+function readUsers(usersPath: string): UsersFile {
+  const doc = validateUsersFile(readJson(usersPath, 'users file', EXIT.config), usersPath);
+  parseUsers(doc, usersPath);
+  return doc;
 }
 
 function parseDuration(text: string): number {
@@ -145,7 +165,7 @@ function list(doc: UsersFile, json: boolean): number {
   process.stdout.write(`${table(rows)}\n`);
   const revoked = revokedViews(doc);
   if (revoked.length > 0) {
-    process.stdout.write(`\nrevoked keys:\n${table([['KEY', 'USER', 'AT', 'BY', 'REASON'], ...revoked.map((r) => [r.keyId.slice(0, 12), r.user, r.at, r.by, r.reason])])}\n`);
+    process.stdout.write(`\nrevoked keys:\n${table([['KEY', 'USER', 'AT', 'BY', 'REASON'], ...revoked.map((r) => [r.keyId.slice(0, 12), r.user, r.at, r.by, r.reinstated === undefined ? r.reason : `${r.reason}${r.reason === '' ? '' : '; '}reinstated ${r.reinstated.at}`])])}\n`);
   }
   return EXIT.ok;
 }
@@ -166,7 +186,7 @@ function show(doc: UsersFile, name: string, json: boolean): number {
     `  open other    ${v.mayOpenOtherAddress ? 'yes (may name another address to open)' : 'no'}`,
     `  keys          ${v.keys.length === 0 ? 'none active' : ''}`,
     ...v.keys.map((k) => `    ${k.keyId}  ${k.comment}${k.added === undefined ? '' : `  (added ${k.added})`}`),
-    ...(revoked.length === 0 ? [] : ['  revoked', ...revoked.map((r) => `    ${r.keyId}  ${r.comment}  ${r.at} by ${r.by}${r.reason === '' ? '' : `: ${r.reason}`}`)]),
+    ...(revoked.length === 0 ? [] : ['  revoked', ...revoked.map((r) => `    ${r.keyId}  ${r.comment}  ${r.at} by ${r.by}${r.reason === '' ? '' : `: ${r.reason}`}${r.reinstated === undefined ? '' : `; reinstated ${r.reinstated.at}${r.reinstated.by === undefined ? '' : ` by ${r.reinstated.by}`}`}`)]),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   return EXIT.ok;

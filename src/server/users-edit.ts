@@ -5,19 +5,16 @@ import { parseCidr } from '../protocol/address.ts';
 import { toHex } from '../protocol/bytes.ts';
 import { parseUserPublicKey } from '../protocol/keyfile.ts';
 import { deriveKeyId } from '../protocol/keys.ts';
-import type { UsersFile } from './users.ts';
+import type { UserEntry, UsersFile } from './users.ts';
 
 const keyIdOf = (line: string): string => toHex(deriveKeyId(parseUserPublicKey(line).key));
 const commentOf = (line: string): string => parseUserPublicKey(line).comment;
 
-export interface AddRequest {
+export interface AddRequest extends PolicyChange {
   /** A checked public key line (see normalKeyLine). */
   readonly line: string;
-  readonly ports?: string;
-  readonly maxDurationSeconds?: number;
-  readonly from?: string;
-  readonly mayOpenOther?: boolean;
   readonly force: boolean;
+  readonly by: string;
   readonly nowIso: string;
 }
 
@@ -34,27 +31,52 @@ export function addKey(doc: UsersFile, name: string, r: AddRequest): string {
   for (const [other, entry] of Object.entries(doc.users)) {
     if (entry.keys.some((k) => keyIdOf(k.key) === id)) throw new OperatorError(`key ${id} is already active for user "${other}"`, EXIT.config);
   }
-  const revokedAt = (doc.revoked ?? []).findIndex((x) => keyIdOf(x.key) === id);
-  const record = doc.revoked?.[revokedAt];
+  // The revocation stays in the record as history, marked reinstated: who brought the key back, and when.
+  const record = (doc.revoked ?? []).find((x) => x.reinstated === undefined && keyIdOf(x.key) === id);
   if (record !== undefined) {
     if (!r.force) throw new OperatorError(`key ${id} was revoked on ${record.at}${record.by === undefined ? '' : ` by ${record.by}`}${record.reason === undefined ? '' : ` (${record.reason})`}; re-adding a revoked key needs --force`, EXIT.config);
-    doc.revoked?.splice(revokedAt, 1);
+    record.reinstated = { at: r.nowIso, by: r.by };
   }
-  const ports = r.ports === undefined ? undefined : parseAccessList(r.ports).map(formatAccess);
-  const from = r.from?.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
-    const c = parseCidr(s);
-    if (c === undefined) throw new OperatorError(`--from: "${s}" is not an address or CIDR like 192.0.2.0/24`, EXIT.usage);
-    return c.text;
-  });
   const existed = doc.users[name] !== undefined;
   const entry = doc.users[name] ?? { keys: [], ports: ['tcp/22'] };
   entry.keys.push({ key: r.line, added: r.nowIso });
-  if (ports !== undefined) entry.ports = [...new Set(ports)];
-  if (r.maxDurationSeconds !== undefined) entry.maxDurationSeconds = r.maxDurationSeconds;
-  if (from !== undefined) entry.from = [...new Set(from)];
-  if (r.mayOpenOther !== undefined) entry.mayOpenOtherAddress = r.mayOpenOther;
+  applyPolicy(entry, r);
   doc.users[name] = entry;
-  return `${existed ? 'added a key to' : 'added'} user ${name}: key ${id}, ports ${entry.ports.join(', ')}`;
+  return `${existed ? 'added a key to' : 'added'} user ${name}: key ${id}${record === undefined ? '' : ' (reinstated)'}, ports ${entry.ports.join(', ')}`;
+}
+
+export interface PolicyChange {
+  readonly ports?: string;
+  readonly maxDurationSeconds?: number;
+  readonly from?: string;
+  readonly mayOpenOther?: boolean;
+}
+
+/** Changes a user's policy; returns what to tell the operator. The daemon closes the grants that no longer fit. */
+export function setPolicy(doc: UsersFile, name: string, change: PolicyChange): string {
+  const entry = doc.users[name];
+  if (entry === undefined) throw new OperatorError(`no user "${name}" (sesame user list shows who there is)`, EXIT.config);
+  if (change.ports === undefined && change.maxDurationSeconds === undefined && change.from === undefined && change.mayOpenOther === undefined) {
+    throw new OperatorError('sesame user set needs at least one of --ports, --max-duration, --from, --may-open-other, --no-may-open-other', EXIT.usage);
+  }
+  applyPolicy(entry, change);
+  return `changed user ${name}: ports ${entry.ports.join(', ')}; max duration ${entry.maxDurationSeconds === undefined ? 'server maximum' : `${entry.maxDurationSeconds} s`}; from ${(entry.from ?? []).join(', ') || 'any'}; may open other ${entry.mayOpenOtherAddress === true ? 'yes' : 'no'}`;
+}
+
+/** --from "": any source again. */
+function applyPolicy(entry: UserEntry, c: PolicyChange): void {
+  if (c.ports !== undefined) entry.ports = [...new Set(parseAccessList(c.ports).map(formatAccess))];
+  if (c.maxDurationSeconds !== undefined) entry.maxDurationSeconds = c.maxDurationSeconds;
+  if (c.from !== undefined) {
+    const from = c.from.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
+      const cidr = parseCidr(s);
+      if (cidr === undefined) throw new OperatorError(`--from: "${s}" is not an address or CIDR like 192.0.2.0/24`, EXIT.usage);
+      return cidr.text;
+    });
+    if (from.length === 0) delete entry.from;
+    else entry.from = [...new Set(from)];
+  }
+  if (c.mayOpenOther !== undefined) entry.mayOpenOtherAddress = c.mayOpenOther;
 }
 
 export interface RevokeRequest {
@@ -63,6 +85,8 @@ export interface RevokeRequest {
   readonly reason?: string;
   /** Also delete the user. */
   readonly removeUser: boolean;
+  /** Connections the keys admitted keep working; only new ones are refused. */
+  readonly keepSessions?: boolean;
   readonly by: string;
   readonly nowIso: string;
 }
@@ -81,7 +105,7 @@ export function revokeKeys(doc: UsersFile, name: string, r: RevokeRequest): stri
   }
   if (chosen.length === 0 && !r.removeUser) throw new OperatorError(`user "${name}" has no active keys to revoke`, EXIT.config);
   doc.revoked ??= [];
-  for (const k of chosen) doc.revoked.push({ key: k.key, user: name, at: r.nowIso, by: r.by, ...(r.reason === undefined ? {} : { reason: r.reason }) });
+  for (const k of chosen) doc.revoked.push({ key: k.key, user: name, at: r.nowIso, by: r.by, ...(r.reason === undefined ? {} : { reason: r.reason }), ...(r.keepSessions === true ? { keepSessions: true } : {}) });
   entry.keys = entry.keys.filter((k) => !chosen.includes(k));
   if (r.removeUser) delete doc.users[name];
   const ids = chosen.map((k) => keyIdOf(k.key));
@@ -104,6 +128,7 @@ export interface RevokedView {
   at: string;
   by: string;
   reason: string;
+  reinstated?: { at: string; by?: string };
 }
 
 export function userViews(doc: UsersFile): UserView[] {
@@ -118,5 +143,5 @@ export function userViews(doc: UsersFile): UserView[] {
 }
 
 export function revokedViews(doc: UsersFile): RevokedView[] {
-  return (doc.revoked ?? []).map((r) => ({ keyId: keyIdOf(r.key), comment: commentOf(r.key), user: r.user, at: r.at, by: r.by ?? '', reason: r.reason ?? '' }));
+  return (doc.revoked ?? []).map((r) => ({ keyId: keyIdOf(r.key), comment: commentOf(r.key), user: r.user, at: r.at, by: r.by ?? '', reason: r.reason ?? '', ...(r.reinstated === undefined ? {} : { reinstated: r.reinstated }) }));
 }

@@ -31,6 +31,10 @@ export interface RevokedEntry {
   at: string;
   by?: string;
   reason?: string;
+  /** Connections the key admitted keep working (sesame user revoke --keep-sessions). */
+  keepSessions?: boolean;
+  /** The key was re-added after this revocation: the entry is history. */
+  reinstated?: { at: string; by?: string };
 }
 
 export interface UserEntry {
@@ -71,7 +75,7 @@ export function parseUsers(json: unknown, file: string): UserTable {
   const keys = new Map<string, AuthorizedKey>();
   const owner = new Map<string, string>();
   const users = new Map<string, UserPolicy>();
-  const addKey = (line: string, name: string, at: string, revoked: boolean): void => {
+  const addKey = (line: string, name: string, at: string, revoked: boolean, keepSessions = false): void => {
     let parsed;
     try {
       parsed = parseUserPublicKey(line);
@@ -87,10 +91,12 @@ export function parseUsers(json: unknown, file: string): UserTable {
       return;
     }
     owner.set(id, revoked ? `revoked, of user "${name}"` : `for user "${name}"`);
-    keys.set(id, { keyId, publicKey: parsed.key, user: name, revoked });
+    keys.set(id, { keyId, publicKey: parsed.key, user: name, revoked, ...(keepSessions ? { keepSessions } : {}) });
   };
   // Revoked keys first, so that the same key also listed as active is reported at its active place.
-  (doc.revoked ?? []).forEach((r, i) => addKey(r.key, r.user, `/revoked/${i}/key`, true));
+  (doc.revoked ?? []).forEach((r, i) => {
+    if (r.reinstated === undefined) addKey(r.key, r.user, `/revoked/${i}/key`, true, r.keepSessions === true);
+  });
   for (const [name, entry] of Object.entries(doc.users)) {
     const at = `/users/${name}`;
     entry.keys.forEach((k, i) => addKey(k.key, name, `${at}/keys/${i}/key`, false));

@@ -11,6 +11,8 @@ export interface AuthorizedKey {
   readonly publicKey: UserPublicKey;
   readonly user: string;
   readonly revoked: boolean;
+  /** Revoked, but the connections it admitted keep working. */
+  readonly keepSessions?: boolean;
 }
 
 export type KeyLookup = (id: KeyId) => AuthorizedKey | undefined;

@@ -1,9 +1,10 @@
 // `sesame user ...` run as a real CLI against a temp server directory: edits, listings, refusals that change nothing, revocation record.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { LOCK } from '../../src/limits.ts';
 import { toBase64 } from '../../src/protocol/bytes.ts';
 import { generateUserKeys } from '../../src/protocol/keys.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
@@ -22,7 +23,7 @@ const run = async (...args: string[]): Promise<{ code: number; stdout: string; s
 
 describe('sesame user', () => {
   let dir: ServerDir;
-  const users = (): { users: Record<string, { keys: { key: string }[]; ports: string[]; from?: string[]; maxDurationSeconds?: number }>; revoked?: { key: string; user: string; reason?: string; by?: string }[] } =>
+  const users = (): { users: Record<string, { keys: { key: string }[]; ports: string[]; from?: string[]; maxDurationSeconds?: number }>; revoked?: { key: string; user: string; reason?: string; by?: string; reinstated?: { at: string; by?: string } }[] } =>
     JSON.parse(readFileSync(dir.usersPath, 'utf8'));
   before(async () => {
     await loadSodium();
@@ -110,11 +111,15 @@ describe('sesame user', () => {
     assert.match(listing.stdout, /revoked keys:\nKEY\s+USER\s+AT\s+BY\s+REASON\n\S+\s+alice\s+\S+\s+.*laptop lost/);
     r = await run('user', 'add', 'alice', '--key', `${dir.dir}/alice.pub`, '--force', '-c', dir.configPath);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(users().revoked?.length ?? 0, 0);
+    assert.equal(users().revoked?.length, 1, 'the revocation stays in the record as history');
+    assert.match(users().revoked?.[0]?.reinstated?.at ?? '', /^\d{4}-/, 'marked reinstated, with when');
+    assert.ok((users().revoked?.[0]?.reinstated?.by ?? '') !== '', 'and by whom');
+    assert.match((await run('user', 'show', 'alice', '-c', dir.configPath)).stdout, /laptop lost; reinstated \d{4}-/);
     r = await run('user', 'revoke', 'alice', '-c', dir.configPath);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(users().users['alice']?.keys.length, 0, 'the user stays, with no active key');
-    assert.equal(users().revoked?.length, 2);
+    assert.equal(users().revoked?.length, 3, 'the history entry and two new revocations');
+    assert.equal(users().revoked?.filter((x) => x.reinstated === undefined).length, 2);
   });
 
   test('remove revokes the keys and deletes the user; owner and mode of the file are kept', async () => {
@@ -135,3 +140,81 @@ describe('sesame user', () => {
   });
 });
 
+
+describe('sesame user set, and edits under the lock', () => {
+  let dir: ServerDir;
+  const users = (): { users: Record<string, { keys: { key: string }[]; ports: string[]; from?: string[]; maxDurationSeconds?: number; mayOpenOtherAddress?: boolean }>; revoked?: { user: string; keepSessions?: boolean }[] } =>
+    JSON.parse(readFileSync(dir.usersPath, 'utf8'));
+  before(async () => {
+    await loadSodium();
+    dir = makeServerDir({ protect: ['tcp/22'] });
+    dir.userKey('alice');
+  });
+  after(() => dir.remove());
+
+  test('set changes a policy without touching keys; --from "" means any source; refusals change nothing', async () => {
+    assert.equal((await run('user', 'add', 'alice', '--key', `${dir.dir}/alice.pub`, '--may-open-other', '-c', dir.configPath)).code, 0);
+    let r = await run('user', 'set', 'alice', '--ports', 'tcp/22,tcp/2222', '--max-duration', '90s', '--from', '10.0.0.0/8', '--no-may-open-other', '-c', dir.configPath);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /changed user alice: ports tcp\/22, tcp\/2222; max duration 90 s; from 10\.0\.0\.0\/8; may open other no/);
+    const a = users().users['alice'];
+    assert.deepEqual([a?.ports, a?.maxDurationSeconds, a?.from, a?.mayOpenOtherAddress, a?.keys.length], [['tcp/22', 'tcp/2222'], 90, ['10.0.0.0/8'], false, 1]);
+    r = await run('user', 'set', 'alice', '--from', '', '-c', dir.configPath);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(users().users['alice']?.from, undefined);
+    const before = readFileSync(dir.usersPath, 'utf8');
+    for (const [args, expected] of [
+      [['user', 'set', 'alice'], /needs at least one of/],
+      [['user', 'set', 'nobody', '--ports', 'tcp/22'], /no user "nobody"/],
+      [['user', 'set', 'alice', '--may-open-other', '--no-may-open-other'], /exclude each other/],
+      [['user', 'set', 'alice', '--ports', 'tcp/99999'], /is not a port/],
+    ] as const) {
+      const refused = await run(...args, '-c', dir.configPath);
+      assert.notEqual(refused.code, 0, args.join(' '));
+      assert.match(refused.stderr, expected);
+    }
+    assert.equal(readFileSync(dir.usersPath, 'utf8'), before);
+  });
+
+  test('revoke --keep-sessions is recorded, so a restarted server knows it too', async () => {
+    const r = await run('user', 'revoke', 'alice', '--keep-sessions', '-c', dir.configPath);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(users().revoked?.find((x) => x.user === 'alice')?.keepSessions, true);
+  });
+
+  test('20 concurrent revoke + add pairs lose nothing', async () => {
+    const pairs = 20;
+    const doc = { users: Object.fromEntries(Array.from({ length: pairs }, (_, i) => [`old${i}`, { keys: [{ key: `sesame-ed25519 ${toBase64(generateUserKeys().publicKey)} old${i}` }], ports: ['tcp/22'] }])) };
+    writeFileSync(dir.usersPath, JSON.stringify(doc));
+    const results = await Promise.all(Array.from({ length: pairs }, (_, i) => [
+      run('user', 'revoke', `old${i}`, '-c', dir.configPath),
+      run('user', 'add', `new${i}`, '--key', `sesame-ed25519 ${toBase64(generateUserKeys().publicKey)} new${i}`, '-c', dir.configPath),
+    ]).flat());
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    const after = users();
+    for (let i = 0; i < pairs; i++) {
+      assert.equal(after.users[`old${i}`]?.keys.length, 0, `old${i} revoked`);
+      assert.ok(after.revoked?.some((x) => x.user === `old${i}`), `old${i} has its revocation record`);
+      assert.equal(after.users[`new${i}`]?.keys.length, 1, `new${i} added`);
+    }
+  });
+
+  test('an edit waits for the lock, then fails clearly and changes nothing', async () => {
+    // Another editor holds the lock: flock(1) keeps it as long as its command (sleep) runs.
+    const holder = spawn('flock', ['--exclusive', '--no-fork', `${dir.usersPath}.lock`, 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const before = readFileSync(dir.usersPath, 'utf8');
+      const started = performance.now();
+      const r = await run('user', 'add', 'late', '--key', `${dir.dir}/alice.pub`, '--force', '-c', dir.configPath);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /is being edited by .*; waited \d+ s, nothing was changed: try again/);
+      assert.ok(performance.now() - started >= LOCK.waitSeconds * 1000 - 500, 'it waited before giving up');
+      assert.equal(readFileSync(dir.usersPath, 'utf8'), before);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    const r = await run('user', 'add', 'late', '--key', `${dir.dir}/alice.pub`, '--force', '-c', dir.configPath);
+    assert.equal(r.code, 0, `the lock is free once its holder is gone: ${r.stderr}`);
+  });
+});
