@@ -72,6 +72,12 @@ export const TABLE = {
   meterTimeoutSeconds: 10,
   /** Rate and burst a config may set for the kernel meter. */
   maxMeterRate: 1_000_000,
+  /** Upper bound of the grant maps' size (limits.maxGrants). */
+  maxGrantsCeiling: 1_000_000,
+  /** Connections admitted through grants, remembered (conntrack id, source, mark) so `sesame grant close` can cut them. */
+  admittedSize: 65_535,
+  /** How long an admitted connection is remembered, and a cut one kept cut: conntrack's established TCP timeout (5 days). */
+  admittedTimeoutSeconds: 432_000,
 } as const;
 
 /** Captured frames (pcap mode). */

@@ -135,9 +135,9 @@ async function knockReplay(r: Run, s: Stage): Promise<void> {
   const age = skewMs <= 0 ? `timestamp ${-skewMs} ms old` : `timestamp ${skewMs} ms ahead`;
   say.end(`server: knock.accepted (user ${field(accepted, 'user')}, from ${field(accepted, 'source')}, ${age})`);
   say.line(`   server: grant.opened ${field(opened, 'port')} for ${field(opened, 'address')}, ${field(opened, 'ttlSeconds')} s`);
-  const set = await execIn(SERVER.ns, ['nft', 'list', 'set', 'inet', 'sesame', 'allow4']);
+  const set = await execIn(SERVER.ns, ['nft', 'list', 'map', 'inet', 'sesame', 'allow4']);
   const element = /(\d+\.\d+\.\d+\.\d+ \. tcp \. \d+)[^,}]*?expires (\S+?)(?=\s|,|})/.exec(set.stdout);
-  if (element !== null) say.line(`   nftables in ${SERVER.ns}: set allow4 holds ${element[1] ?? ''}, expires in ${element[2] ?? ''}`);
+  if (element !== null) say.line(`   nftables in ${SERVER.ns}: map allow4 holds ${element[1] ?? ''}, expires in ${element[2] ?? ''}`);
 
   r.step = 'step 3 (port open)';
   say.begin(`3. ${CONNECT}`);

@@ -8,8 +8,9 @@ import { UdpCapture } from './capture-udp.ts';
 import type { ServerConfig } from './config.ts';
 import { errorMessage, EXIT, OperatorError } from '../errors.ts';
 import { formatAccess } from '../protocol/access.ts';
-import type { Firewall } from './firewall.ts';
-import { GrantBook } from './grants.ts';
+import { TableInUseError } from './firewall.ts';
+import type { Firewall, TableSetup } from './firewall.ts';
+import { revokedMarks, syncKernel, trySyncKernel } from './enforce.ts';
 import { readServerSecretKey } from '../protocol/keyfile.ts';
 import { createLogger, DropLog } from './log.ts';
 import type { Logger } from './log.ts';
@@ -20,8 +21,10 @@ import { RateLimiter } from './ratelimit.ts';
 import { ReplayStore } from './replay.ts';
 import { loadSodium } from '../protocol/sodium.ts';
 import { loadUsers } from './users.ts';
-import { DAEMON, DROP_LOG } from '../limits.ts';
 import type { UserTable } from './users.ts';
+import { keyChanges, lostOpenOther, policyChanges, policyView } from './users-diff.ts';
+import { DAEMON, DROP_LOG } from '../limits.ts';
+import { self } from '../process.ts';
 
 export interface RunningServer {
   /** Re-reads the users file now (what SIGHUP and the file watch do). */
@@ -44,11 +47,19 @@ async function startCapture(capture: Capture, config: ServerConfig, onPacket: On
   }
 }
 
-async function setupFirewall(firewall: Firewall, config: ServerConfig): Promise<void> {
+async function setupFirewall(firewall: Firewall, config: ServerConfig, users: UserTable): Promise<void> {
+  const setup: TableSetup = {
+    protectedPorts: config.protect,
+    guard: { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst },
+    maxGrants: config.limits.maxGrants,
+    revokedMarks: revokedMarks(users, []).marks,
+    daemon: self(),
+  };
   try {
-    await firewall.setup(config.protect, { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst });
+    await firewall.setup(setup);
   } catch (err) {
     const why = errorMessage(err);
+    if (err instanceof TableInUseError) throw new OperatorError(why, EXIT.firewall);
     const hint = /Operation not permitted|EPERM|EACCES/i.test(why)
       ? ' (sesame needs CAP_NET_ADMIN to manage its nftables table: run it as root or with AmbientCapabilities=CAP_NET_ADMIN, see deploy/)'
       : /ENOENT/.test(why) ? ' (is nftables installed? apt-get install nftables)' : '';
@@ -56,14 +67,15 @@ async function setupFirewall(firewall: Firewall, config: ServerConfig): Promise<
   }
 }
 
-/** Keys present (and not revoked) in `before` that are revoked or gone in `after`. */
-function lostKeys(before: UserTable, after: UserTable): Map<string, string> {
-  const lost = new Map<string, string>();
-  for (const [id, k] of before.keys) {
-    const now = after.keys.get(id);
-    if (!k.revoked && (now === undefined || now.revoked)) lost.set(id, k.user);
+/** One audit line per change of the users document, then `user.revoked` for each key whose access ends now. */
+function logChanges(log: Logger, before: UserTable, after: UserTable): void {
+  const keys = keyChanges(before, after);
+  for (const c of keys) {
+    if (c.kind === 'key.revoked') log.info({ event: c.kind, user: c.user, keyId: c.keyId, removed: c.removed, keepSessions: c.keepSessions }, c.removed ? 'key removed from the users file' : 'key revoked');
+    else log.info({ event: c.kind, user: c.user, keyId: c.keyId }, c.kind === 'key.added' ? 'key added' : 'revoked key reinstated');
   }
-  return lost;
+  for (const c of policyChanges(before, after)) log.info({ event: 'user.changed', user: c.user, before: policyView(c.before), after: policyView(c.after) }, 'user policy changed');
+  for (const c of keys) if (c.kind === 'key.revoked') log.info({ event: 'user.revoked', user: c.user, keyId: c.keyId }, 'key revoked or removed');
 }
 
 export async function runServer(config: ServerConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
@@ -87,9 +99,22 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
   let users = loadUsers(config.usersPath);
   const now = (): number => Date.now();
   const firewall = new NftablesFirewall({ table: config.table });
-  await setupFirewall(firewall, config);
+  await setupFirewall(firewall, config, users);
+  // Keys revoked or removed while no daemon ran, and grants a narrowed policy no longer allows, close before any knock.
+  try {
+    await syncKernel(firewall, users, log);
+  } catch (err) {
+    await firewall.stop();
+    throw new OperatorError(`cannot read or update nftables table inet ${config.table}: ${errorMessage(err)}`, EXIT.firewall);
+  }
+  // Kernel changes after start are serialised: a reload's listing never interleaves with another's closing.
+  let kernel: Promise<unknown> = Promise.resolve();
+  const serially = (task: () => Promise<void>): Promise<void> => {
+    const run = kernel.then(task);
+    kernel = run.catch(() => undefined);
+    return run;
+  };
   const replay = new ReplayStore({ dir: join(config.stateDir, 'replay'), windowMs: config.windowMs, maxEntries: config.limits.maxReplayEntries, now });
-  const grants = new GrantBook(config.limits.maxGrants, now);
   const drops = new DropLog(log, { ...DROP_LOG, now });
   const deps: PipelineDeps = {
     server,
@@ -97,12 +122,12 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     limiter: new RateLimiter({ perSecond: config.limits.perSourcePerSecond, burst: config.limits.perSourceBurst, maxSources: config.limits.maxSources, now }),
     replay,
     firewall,
-    grants,
     bounds: { defaultDurationSeconds: config.defaultDurationSeconds, maxDurationSeconds: config.maxDurationSeconds },
     windowMs: config.windowMs,
     now,
     log,
     drops,
+    resync: () => serially(() => trySyncKernel(firewall, users, log)),
   };
 
   const reload = async (): Promise<void> => {
@@ -113,19 +138,12 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
       log.error({ event: 'users.rejected', file: config.usersPath, errors: errorMessage(err).split('\n') }, 'users file refused; keeping the last good version');
       return;
     }
-    const lost = lostKeys(users, next);
-    users = next;
+    const before = users;
+    users = next; // from here on, knocks of revoked keys are refused
     log.info({ event: 'users.reloaded', users: next.users.size, keys: next.keys.size }, 'users file loaded');
-    if (lost.size === 0) return;
-    for (const [keyId, user] of lost) log.info({ event: 'user.revoked', user, keyId }, 'key revoked or removed');
-    const closing = grants.take(new Set(lost.keys()));
-    if (closing.length === 0) return;
-    try {
-      await firewall.revoke(closing.map((c) => c.target));
-      for (const c of closing) log.info({ event: 'grant.closed', user: c.user, address: c.target.address.text, port: formatAccess(c.target.access), why: 'revoked' }, 'grant closed');
-    } catch (err) {
-      log.error({ event: 'grant.close_failed', err: errorMessage(err) }, 'could not close revoked grants');
-    }
+    logChanges(log, before, next);
+    const narrowed = lostOpenOther(policyChanges(before, next));
+    await serially(() => trySyncKernel(firewall, next, log, { lostOpenOther: narrowed, previous: before }));
   };
 
   const capture = openCapture(config, drops);
@@ -133,7 +151,7 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     await startCapture(capture, config, (packet, source) => handlePacket(deps, packet, source));
   } catch (err) {
     // Leave nothing running (the nft helper process would keep this process alive); the table stays, ports stay closed.
-    await firewall.close();
+    await firewall.stop();
     replay.close();
     throw err;
   }
@@ -147,10 +165,7 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
   });
   onHup(() => void reload());
 
-  const housekeeping = setInterval(() => {
-    grants.prune();
-    drops.flush();
-  }, DAEMON.housekeepingMs);
+  const housekeeping = setInterval(() => drops.flush(), DAEMON.housekeepingMs);
   housekeeping.unref();
   log.info({ event: 'server.started', knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map(formatAccess) }, 'sesame server started');
 
@@ -169,7 +184,8 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     await capture.close();
     await replay.durable().catch(() => {});
     replay.close();
-    await firewall.close();
+    await kernel;
+    await firewall.stop();
     drops.flush();
     log.info({ event: 'server.stopped', dropped: Object.fromEntries(drops.totals), table: config.table }, 'sesame server stopped; the table stays, so protected ports stay closed and open grants expire on their own');
     resolveStopped();

@@ -1,15 +1,43 @@
-// Step 11 of the packet path: the firewall interface, one small surface so nftables (and later iptables+ipset) backends are interchangeable. Inputs are typed, validated values.
+// Step 10 of the packet path: the firewall interface. The kernel is the book of grants: every grant carries its owner, so any start, reload or CLI sees the same truth. One small surface so other backends stay possible. Inputs are typed, validated values.
 import type { Access } from '../protocol/access.ts';
 import type { Address } from '../protocol/address.ts';
+import type { KeyId } from '../protocol/bytes.ts';
+import { toHex } from '../protocol/bytes.ts';
+import type { ProcessId } from '../process.ts';
 
 export interface GrantTarget {
   readonly address: Address;
   readonly access: Access;
 }
 
-export interface Grant extends GrantTarget {
+/** Who a grant belongs to: the key (hex key id) and the connection mark its admitted connections carry. */
+export interface Owner {
+  readonly keyIdHex: string;
+  readonly mark: number;
+}
+
+/** What a policy allows a knock to open (step 9). */
+export interface Opening extends GrantTarget {
   /** Enforced by the kernel: the element disappears after this, whether or not sesame runs. */
   readonly ttlSeconds: number;
+}
+
+export interface Grant extends Opening {
+  readonly owner: Owner;
+}
+
+/** A grant as the kernel holds it. */
+export interface LiveGrant extends GrantTarget {
+  readonly owner: Owner;
+  readonly expiresInSeconds: number;
+}
+
+/** A connection admitted through a grant, as recorded when its first packet passed. */
+export interface AdmittedConnection {
+  /** conntrack's id of the connection. */
+  readonly ctId: number;
+  readonly source: Address;
+  readonly mark: number;
 }
 
 /** How the kernel treats the knock port itself, before any packet reaches sesame. */
@@ -25,13 +53,50 @@ export interface KnockPortGuard {
   readonly perSourceBurst: number;
 }
 
+export interface TableSetup {
+  readonly protectedPorts: readonly Access[];
+  readonly guard?: KnockPortGuard;
+  /** Caps the number of grants the kernel holds (limits.maxGrants). */
+  readonly maxGrants: number;
+  /** Connection marks of revoked keys: their established connections stop passing traffic. */
+  readonly revokedMarks: readonly number[];
+  /** This process, recorded as the table's one daemon; start-up fails if another running daemon holds it. */
+  readonly daemon: ProcessId;
+}
+
+/** Thrown by setup() when another running daemon already manages the table; names that daemon. */
+export class TableInUseError extends Error {}
+
+/** Thrown by grant() when the kernel's grant map is full. */
+export class GrantBookFullError extends Error {}
+
 export interface Firewall {
-  /** Creates (or re-creates) the backend's own table with the protected ports and the knock-port guard; touches nothing else. */
-  setup(protectedPorts: readonly Access[], guard?: KnockPortGuard): Promise<void>;
-  /** Opens each target for ttlSeconds; a target already open gets the new timeout. All or nothing. */
+  /** Creates (or updates) the backend's own table and claims it for this daemon; touches nothing else. */
+  setup(s: TableSetup): Promise<void>;
+  /** Opens each target for ttlSeconds, owned by its key; a target already open gets the new timeout and owner. All or nothing. */
   grant(grants: readonly Grant[]): Promise<void>;
-  /** Closes each target now; targets not open are ignored. */
-  revoke(targets: readonly GrantTarget[]): Promise<void>;
-  /** Stops the backend's helper process; the table and its open elements stay (ports remain closed to others). */
-  close(): Promise<void>;
+  /** Closes each grant now (targets no longer open are ignored). */
+  close(grants: readonly LiveGrant[]): Promise<void>;
+  /** Every live grant, read from the kernel. */
+  list(): Promise<LiveGrant[]>;
+  /** Replaces the set of revoked connection marks (one transaction). */
+  setRevokedMarks(marks: readonly number[]): Promise<void>;
+  /** Stops the admitted connections that match from passing traffic, whatever their key; returns how many. */
+  cut(match: (c: AdmittedConnection) => boolean): Promise<number>;
+  /** Releases the table's daemon claim and stops the helper; the table and its grants stay (ports remain closed to others). */
+  stop(): Promise<void>;
+}
+
+/**
+ * The mark set on connections a key's grants admit: the key id's first 31 bits with the top bit set, so it is never 0
+ * (unmarked) and rarely meets the small marks other tools use. Two keys may share one (1 in 2^31 per pair): the daemon
+ * then declines to cut sessions by that mark rather than cut an active key's (see the README's firewall section).
+ */
+export function connectionMark(keyId: KeyId): number {
+  const view = new DataView(keyId.buffer, keyId.byteOffset, keyId.byteLength);
+  return (0x80000000 | (view.getUint32(0) & 0x7fffffff)) >>> 0;
+}
+
+export function ownerOf(keyId: KeyId): Owner {
+  return { keyIdHex: toHex(keyId), mark: connectionMark(keyId) };
 }

@@ -8,9 +8,9 @@ import type { ServerKeys } from '../protocol/keys.ts';
 import { decodePayload } from '../protocol/parse.ts';
 import { DROP } from '../protocol/reasons.ts';
 import type { DropReason } from '../protocol/reasons.ts';
+import { GrantBookFullError, ownerOf } from './firewall.ts';
 import type { Firewall, Grant } from './firewall.ts';
 import { checkFreshness } from './freshness.ts';
-import type { GrantBook } from './grants.ts';
 import type { DropLog, Logger } from './log.ts';
 import { openBox } from './open.ts';
 import { decide } from './policy.ts';
@@ -29,17 +29,18 @@ export interface PipelineDeps {
   readonly limiter: RateLimiter;
   readonly replay: ReplayStore;
   readonly firewall: Firewall;
-  readonly grants: GrantBook;
   readonly bounds: ServerBounds;
   readonly windowMs: number;
   readonly now: () => number;
   readonly log: Logger;
   readonly drops: DropLog;
+  /** Brings the kernel in line with the users document again (enforce.ts), serialised with reloads. */
+  readonly resync: () => Promise<void>;
 }
 
 type Detail = Readonly<Record<string, string | number>>;
 
-/** Steps 1-10 are synchronous: no other packet can run between a check and its commit (step 8). */
+/** Steps 1-9 are synchronous: no other packet can run between a check and its commit (step 8). */
 export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Address): void {
   const receivedMs = performance.now();
   const dropped = (reason: DropReason, detail?: Detail, user?: string): void => d.drops.record(reason, source, user === undefined ? detail : { ...detail, user });
@@ -64,17 +65,12 @@ export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Addres
   if (policy === undefined) return dropped(DROP.unknownKey);
   const grants = decide(payload.value, source, policy, d.bounds); // 9 policy.ts: source, address, ports, duration
   if (!grants.ok) return dropped(grants.reason, grants.detail);
-  if (!d.grants.hasRoom(grants.value.length)) return grantBookFull(d, user, source); // 10 grants.ts: room to keep track of the grants
   d.log.info(
     { event: 'knock.accepted', user, keyId: toHex(key.value.keyId), source: source.text, ports: payload.value.access.map(formatAccess), ttlSeconds: grants.value[0]?.ttlSeconds, skewMs: payload.value.timestampMs - d.now() },
     'knock accepted',
   );
-  void openGrants(d, key.value, grants.value, source, receivedMs); // 11 firewall.ts: once the replay record is durable
-}
-
-function grantBookFull(d: PipelineDeps, user: string, source: Address): void {
-  d.drops.record(DROP.grantBookFull, source, { user });
-  d.log.warn({ event: 'grant.book_full', user, source: source.text }, 'knock refused: the book of open grants is full (limits.maxGrants)');
+  const owner = ownerOf(key.value.keyId);
+  void openGrants(d, key.value, grants.value.map((g) => ({ ...g, owner })), source, receivedMs); // 10 firewall.ts: in the kernel, once the replay record is durable
 }
 
 /** The only asynchronous step: make the replay record durable, then add the grants. Failures are logged and counted, never thrown. */
@@ -89,12 +85,15 @@ async function openGrants(d: PipelineDeps, key: AuthorizedKey, grants: readonly 
   try {
     await d.firewall.grant(grants);
   } catch (err) {
-    d.drops.record(DROP.firewallError, source, { user: key.user });
-    d.log.error({ event: 'grant.failed', user: key.user, err: errorMessage(err) }, 'could not open the firewall');
+    const full = err instanceof GrantBookFullError;
+    d.drops.record(full ? DROP.grantBookFull : DROP.firewallError, source, { user: key.user });
+    d.log.error({ event: full ? 'grant.book_full' : 'grant.failed', user: key.user, err: errorMessage(err) }, full ? 'knock refused: the kernel holds limits.maxGrants grants already' : 'could not open the firewall');
     return;
   }
-  d.grants.record(toHex(key.keyId), key.user, grants);
   for (const g of grants) {
     d.log.info({ event: 'grant.opened', user: key.user, address: g.address.text, port: formatAccess(g.access), ttlSeconds: g.ttlSeconds, openMs: Math.round((performance.now() - receivedMs) * 100) / 100 }, 'grant opened');
   }
+  // The key may have been revoked while nft worked: a revocation never leaves behind a grant it could not see.
+  const now = d.users().keys.get(toHex(key.keyId));
+  if (now === undefined || now.revoked) await d.resync();
 }

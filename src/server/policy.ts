@@ -2,7 +2,7 @@
 import { formatAccess, sameAccess } from '../protocol/access.ts';
 import { cidrContains } from '../protocol/address.ts';
 import type { Address } from '../protocol/address.ts';
-import type { Grant } from './firewall.ts';
+import type { Opening } from './firewall.ts';
 import { DROP, drop, ok } from '../protocol/reasons.ts';
 import type { Result } from '../protocol/reasons.ts';
 import type { UserPolicy } from './users.ts';
@@ -13,7 +13,7 @@ export interface ServerBounds {
   readonly maxDurationSeconds: number;
 }
 
-export function decide(payload: Payload, source: Address, user: UserPolicy, bounds: ServerBounds): Result<Grant[]> {
+export function decide(payload: Payload, source: Address, user: UserPolicy, bounds: ServerBounds): Result<Opening[]> {
   if (user.from.length > 0 && !user.from.some((c) => cidrContains(c, source))) return drop(DROP.sourceNotAllowed, { user: user.name, source: source.text });
   const target = payload.openAddress ?? source;
   if (target.text !== source.text && !user.mayOpenOtherAddress) return drop(DROP.addressNotAllowed, { user: user.name, source: source.text, open: target.text });

@@ -336,7 +336,7 @@ async function sesameKill(topo: Topology, dir: ServerDir, alice: UserKeys, daemo
   await daemon.kill('SIGKILL');
   await sleep(Math.max(0, openedAt + (KILL_TIMEOUT_S + 2) * 1000 - Date.now()));
   const openAfter = await tcpConnect(topo.client.ns, topo.server.v4, FLOOD_PORT, 500, topo.client.v4b);
-  const set = (await execIn(topo.server.ns, ['nft', 'list', 'set', 'inet', 'sesame', 'allow4'])).stdout;
+  const set = (await execIn(topo.server.ns, ['nft', 'list', 'map', 'inet', 'sesame', 'allow4'])).stdout;
   return { killOpenBefore: openBefore, killOpenAfter: openAfter, killLeft: set.split(topo.client.v4b).length - 1 };
 }
 
@@ -473,7 +473,7 @@ function printTable(f: { fu: Figures; fp: Figures; sd: Figures; sp: Figures }, u
   console.log(`    the matching one last); ${USERS_WARMUP} warm-up knocks, then CPU per accepted knock over a paced burst; accepted: fwknopd ${u.f1.accepted}/${u.f1.knocks} and`);
   console.log(`    ${u.fn.accepted}/${u.fn.knocks}, sesame ${u.s1.accepted}/${u.s1.knocks} and ${u.sn.accepted}/${u.sn.knocks}`);
   console.log(`  SIGKILL: a grant with a ${KILL_TIMEOUT_S} s timeout from the client's second address, kill -9 of the daemon, then ${KILL_TIMEOUT_S + 2} s later a connection attempt from that`);
-  console.log('    address and a look at the firewall (iptables -S FWKNOP_INPUT / nft list set inet sesame allow4)');
+  console.log('    address and a look at the firewall (iptables -S FWKNOP_INPUT / nft list map inet sesame allow4)');
 }
 
 // ---------------------------------------------------------------------------------------------------------------------------------

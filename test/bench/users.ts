@@ -78,7 +78,7 @@ try {
   const daemon = new Daemon(topo.server.ns, dir.configPath);
   await daemon.event('server.started', 10_000);
   const cli = (...a: string[]) => promisify(execFile)(process.execPath, [CLI, ...a, '-c', dir.configPath]);
-  const present = async (): Promise<boolean> => (await execIn(topo.server.ns, ['nft', 'list', 'set', 'inet', 'sesame', 'allow4'])).stdout.includes(topo.client.v4);
+  const present = async (): Promise<boolean> => (await execIn(topo.server.ns, ['nft', 'list', 'map', 'inet', 'sesame', 'allow4'])).stdout.includes(topo.client.v4);
   const untilGone: number[] = [];
   const toLog: number[] = [];
   const fromInvoke: number[] = [];

@@ -32,7 +32,7 @@ describe('users and revocation end to end', { skip }, () => {
   const elsewhere = parseAddress('10.99.0.1') ?? assert.fail('address');
   const knock = (user: UserKeys, extra: Partial<KnockRequest> = {}): Uint8Array => buildKnock({ access: [{ proto: 'tcp', port: PORT }], ...extra }, user, dir.serverKeys.publicKey, Date.now(), systemRandom);
   const send = (packet: Uint8Array, from = topo.client.v4): Promise<void> => sendUdp(topo.client.ns, topo.server.v4, 62201, packet, from);
-  const setElements = async (): Promise<string> => (await execIn(topo.server.ns, ['nft', 'list', 'set', 'inet', 'sesame', 'allow4'])).stdout;
+  const setElements = async (): Promise<string> => (await execIn(topo.server.ns, ['nft', 'list', 'map', 'inet', 'sesame', 'allow4'])).stdout;
   const start = async (): Promise<Daemon> => {
     const d = new Daemon(topo.server.ns, dir.configPath);
     await d.event('server.started', 10_000);

@@ -8,8 +8,7 @@ import fc from 'fast-check';
 import { parseAddress } from '../../src/protocol/address.ts';
 import type { Address } from '../../src/protocol/address.ts';
 import { concat, toHex } from '../../src/protocol/bytes.ts';
-import type { Firewall, Grant, GrantTarget } from '../../src/server/firewall.ts';
-import { GrantBook } from '../../src/server/grants.ts';
+import type { Firewall, Grant, LiveGrant } from '../../src/server/firewall.ts';
 import { deriveKeyId, generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
 import type { UserKeys } from '../../src/protocol/keys.ts';
 import { formatKeyLine, KEY_TYPE } from '../../src/protocol/keyfile.ts';
@@ -30,8 +29,15 @@ export class RecordingFirewall implements Firewall {
   async grant(grants: readonly Grant[]): Promise<void> {
     this.granted.push(...grants);
   }
-  async revoke(_targets: readonly GrantTarget[]): Promise<void> {}
-  async close(): Promise<void> {}
+  async close(_grants: readonly LiveGrant[]): Promise<void> {}
+  async list(): Promise<LiveGrant[]> {
+    return [];
+  }
+  async setRevokedMarks(): Promise<void> {}
+  async cut(): Promise<number> {
+    return 0;
+  }
+  async stop(): Promise<void> {}
 }
 
 export interface FuzzWorld {
@@ -67,12 +73,12 @@ export function fuzzWorld(validCount: number): FuzzWorld {
     limiter: new RateLimiter({ perSecond: 1e9, burst: 1e9, maxSources: 1024, now }),
     replay: new ReplayStore({ dir, windowMs: 30_000, maxEntries: 10_000_000, now }),
     firewall,
-    grants: new GrantBook(10_000_000, now),
     bounds: { defaultDurationSeconds: 30, maxDurationSeconds: 300 },
     windowMs: 30_000,
     now,
     log,
     drops: new DropLog(log, { perInterval: 5, intervalMs: 10_000, now }),
+    resync: async () => {},
   };
   const request = { access: [{ proto: 'tcp' as const, port: 22 }] };
   const valid = Array.from({ length: validCount }, () => buildKnock(request, alice, server.publicKey, Date.now(), systemRandom));
