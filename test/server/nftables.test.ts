@@ -74,30 +74,69 @@ describe('input checks (no nft needed)', () => {
 });
 
 const skip = skipReason();
+/** Our own namespace names: createTopology deletes a pair of the same name first, which would kill a concurrent run's driver. */
+const TAG = `nft${process.pid.toString(36)}`;
 
-/** The backend, running in the server namespace behind a JSON-line pipe (see tools/nft-driver.ts). */
+/** A driver call that gets no answer in this time fails (the driver's own nft timeout is 5 s); nothing waits forever. */
+const CALL_MS = 60_000;
+
+/** The backend, running in the server namespace behind a JSON-line pipe (see tools/nft-driver.ts). If the driver dies, every call in flight and every later call rejects with why. */
 function startDriver(ns: string): { call(req: DriverRequest): Promise<unknown>; stop(): Promise<void> } {
   const child = spawnIn(ns, [process.execPath, new URL('../tools/nft-driver.js', import.meta.url).pathname]);
-  const pending = new Map<number, (r: DriverResponse) => void>();
+  const pending = new Map<number, { answer(r: DriverResponse): void; fail(e: Error): void }>();
   let nextId = 1;
+  let stderr = '';
+  let dead: Error | undefined;
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr = (stderr + s).slice(-4_000); });
   createInterface({ input: child.stdout }).on('line', (line) => {
     const r = JSON.parse(line) as DriverResponse;
-    pending.get(r.id)?.(r);
-    pending.delete(r.id);
+    pending.get(r.id)?.answer(r);
+  });
+  // 'close' comes after the driver's last stdout line has been read, so no answer it sent is lost.
+  child.once('close', (code, signal) => {
+    dead = new Error(`the nft driver exited (${signal ?? `code ${code}`})${stderr.trim() === '' ? '' : `: ${stderr.trim()}`}`);
+    for (const p of pending.values()) p.fail(dead);
   });
   return {
     call: (req) => new Promise((resolve, reject) => {
+      if (dead !== undefined) return reject(dead);
       const id = nextId++;
-      pending.set(id, (r) => (r.ok ? resolve(r.value) : reject(new Error(r.error))));
+      const done = (): void => {
+        clearTimeout(timer);
+        pending.delete(id);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`the nft driver did not answer ${req.op} within ${CALL_MS / 1000} s`));
+      }, CALL_MS);
+      pending.set(id, {
+        answer: (r) => {
+          done();
+          if (r.ok) resolve(r.value);
+          else reject(new Error(r.error));
+        },
+        fail: (e) => {
+          done();
+          reject(e);
+        },
+      });
       child.stdin.write(`${JSON.stringify({ id, req })}\n`);
     }),
     // The driver closes the backend and exits at end of input; the kill is only for a driver that hangs.
     stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
       const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
       child.once('exit', () => resolve(clearTimeout(timer)));
       child.stdin.end();
     }),
   };
+}
+
+/** Polls check() until it holds; fails after timeoutMs. For what the kernel does on its own clock (timeouts). */
+async function until(check: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
+  for (const deadline = performance.now() + timeoutMs; !(await check()); await sleep(100)) {
+    if (performance.now() > deadline) assert.fail(`${what}: not within ${timeoutMs / 1000} s`);
+  }
 }
 
 describe('nftables in a network namespace', { skip }, () => {
@@ -126,7 +165,7 @@ describe('nftables in a network namespace', { skip }, () => {
 
   before(async () => {
     hostBefore = execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
-    topo = await createTopology('nft');
+    topo = await createTopology(TAG);
     // Someone else's tables in the same namespace: they must come out untouched.
     const other = 'table inet other {\n set s { type ipv4_addr; elements = { 10.1.1.1 }; }\n chain c { type filter hook input priority 0; policy accept; tcp dport 9999 accept; }\n}\n'
       + 'table ip legacy {\n chain c { type filter hook input priority 5; }\n}\n';
@@ -143,7 +182,8 @@ describe('nftables in a network namespace', { skip }, () => {
     await driver?.stop();
     for (const l of listeners) await l.stop();
     await topo?.destroy();
-    assert.doesNotMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), /sesame-nft-/);
+    const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]);
+    assert.ok(!left.includes(`sesame-${TAG}-srv`) && !left.includes(`sesame-${TAG}-cli`), 'the namespaces are gone');
     assert.equal(execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }), hostBefore, 'the host ruleset changed');
   });
 
@@ -182,12 +222,13 @@ describe('nftables in a network namespace', { skip }, () => {
 
   test('a grant expires in the kernel: new connections fail, an established one survives', async () => {
     const { server, client } = topo;
-    await driver.call({ op: 'grant', grants: [g(client.v4, 2)] });
+    // Opened long, then re-granted short once the connection is up: how long the connection takes to start cannot eat into the grant.
+    await driver.call({ op: 'grant', grants: [g(client.v4, 60)] });
     const held = await openHeldConnection(client.ns, server.v4, PROTECTED);
     try {
       assert.equal(await held.isAlive(), true);
-      await sleep(2_500);
-      assert.equal(await entryFor(client.v4), undefined, 'the element expired');
+      await driver.call({ op: 'grant', grants: [g(client.v4, 1)] });
+      await until(async () => (await entryFor(client.v4)) === undefined, 'the element expires', 20_000);
       assert.equal(await refused(server.v4), true, 'no new connection after expiry');
       assert.equal(await held.isAlive(), true, 'the established connection survives');
     } finally {

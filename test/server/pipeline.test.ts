@@ -1,0 +1,242 @@
+// The packet path in-process (pipeline.ts): real keys, knocks, users, rate limiter, replay store, grant book and drop log; a fake firewall only where a fault is injected. Checks the order of steps and that every fault opens nothing.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
+import { parseAddress } from '../../src/protocol/address.ts';
+import type { Address } from '../../src/protocol/address.ts';
+import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
+import { formatKeyLine, KEY_TYPE } from '../../src/protocol/keyfile.ts';
+import { generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
+import type { ServerKeys, UserKeys } from '../../src/protocol/keys.ts';
+import { DROP } from '../../src/protocol/reasons.ts';
+import { loadSodium } from '../../src/protocol/sodium.ts';
+import type { Firewall, Grant } from '../../src/server/firewall.ts';
+import { GrantBook } from '../../src/server/grants.ts';
+import { DropLog } from '../../src/server/log.ts';
+import { handlePacket } from '../../src/server/pipeline.ts';
+import type { PipelineDeps } from '../../src/server/pipeline.ts';
+import { RateLimiter } from '../../src/server/ratelimit.ts';
+import { ReplayStore } from '../../src/server/replay.ts';
+import { parseUsers } from '../../src/server/users.ts';
+
+/** No test here waits forever: a hang is a failure. */
+const TEST_MS = 30_000;
+
+type Line = Readonly<Record<string, unknown>>;
+
+/** Records every grant() call; rejects them with `failWith` when set. */
+class FakeFirewall implements Firewall {
+  readonly calls: Grant[][] = [];
+  failWith: Error | undefined;
+  async setup(): Promise<void> {}
+  async grant(grants: readonly Grant[]): Promise<void> {
+    this.calls.push([...grants]);
+    if (this.failWith !== undefined) throw this.failWith;
+  }
+  async revoke(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+interface World {
+  readonly deps: PipelineDeps;
+  readonly firewall: FakeFirewall;
+  readonly lines: Line[];
+  readonly drops: DropLog;
+  readonly grants: GrantBook;
+  readonly replay: ReplayStore;
+  readonly dir: string;
+  /** The fixed clock every part reads. */
+  readonly nowMs: number;
+  readonly source: Address;
+  /** A fresh knock from alice for tcp/22, stamped with the world's clock unless told otherwise. */
+  knock(timestampMs?: number, user?: UserKeys): Uint8Array;
+  events(): string[];
+}
+
+const worlds: World[] = [];
+let server: ServerKeys;
+let alice: UserKeys;
+let mallory: UserKeys;
+
+before(async () => {
+  await loadSodium();
+  server = generateServerKeys();
+  alice = generateUserKeys();
+  mallory = generateUserKeys();
+});
+after(() => {
+  for (const w of worlds) {
+    w.replay.close();
+    rmSync(w.dir, { recursive: true, force: true });
+  }
+});
+
+function world(opts: { burst?: number; maxGrants?: number } = {}): World {
+  const nowMs = Date.now();
+  const now = (): number => nowMs;
+  const lines: Line[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Line);
+      done();
+    },
+  });
+  const log = pino({ level: 'debug' }, sink);
+  const users = parseUsers({ users: { alice: { keys: [{ key: formatKeyLine(KEY_TYPE.userPublic, alice.publicKey, 'alice').trim() }], ports: ['tcp/22'] } } }, 'pipeline-users.json');
+  const dir = mkdtempSync(join(tmpdir(), 'sesame-pipeline-'));
+  const firewall = new FakeFirewall();
+  const drops = new DropLog(log, { perInterval: 1000, intervalMs: 10_000, now });
+  const grants = new GrantBook(opts.maxGrants ?? 100, now);
+  const replay = new ReplayStore({ dir, windowMs: 30_000, maxEntries: 1000, now });
+  const deps: PipelineDeps = {
+    server,
+    users: () => users,
+    limiter: new RateLimiter({ perSecond: 1, burst: opts.burst ?? 100, maxSources: 100, now }),
+    replay,
+    firewall,
+    grants,
+    bounds: { defaultDurationSeconds: 30, maxDurationSeconds: 300 },
+    windowMs: 30_000,
+    now,
+    log,
+    drops,
+  };
+  const source = parseAddress('192.0.2.10') ?? assert.fail('address');
+  const w: World = {
+    deps, firewall, lines, drops, grants, replay, dir, nowMs, source,
+    knock: (timestampMs = nowMs, user = alice) => buildKnock({ access: [{ proto: 'tcp', port: 22 }] }, user, server.publicKey, timestampMs, systemRandom),
+    events: () => lines.map((l) => String(l['event'])),
+  };
+  worlds.push(w);
+  return w;
+}
+
+/** Waits (bounded) until the log holds `event`; the asynchronous step (replay durable, then firewall) ends with one. */
+async function logged(w: World, event: string, count = 1): Promise<Line> {
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const hits = w.lines.filter((l) => l['event'] === event);
+    if (hits.length >= count) return hits[count - 1] ?? assert.fail(event);
+    if (performance.now() > deadline) assert.fail(`no ${count}x ${event} within 10 s; logged: ${w.events().join(', ')}`);
+    await sleep(5);
+  }
+}
+
+const dropReasons = (w: World): string[] => w.lines.filter((l) => l['event'] === 'knock.dropped').map((l) => String(l['reason']));
+const totals = (w: World): Record<string, number> => Object.fromEntries(w.drops.totals);
+/** pino's numeric levels. */
+const LEVEL = { info: 30, warn: 40, error: 50 } as const;
+
+test('a valid knock reaches the firewall, logs knock.accepted then grant.opened, and is booked', { timeout: TEST_MS }, async () => {
+  const w = world();
+  handlePacket(w.deps, w.knock(), w.source);
+  const opened = await logged(w, 'grant.opened');
+  assert.deepEqual(w.firewall.calls, [[{ address: w.source, access: { proto: 'tcp', port: 22 }, ttlSeconds: 30 }]]);
+  assert.deepEqual(w.events(), ['knock.accepted', 'grant.opened']);
+  assert.equal(w.lines[0]?.['user'], 'alice');
+  assert.deepEqual(w.lines[0]?.['ports'], ['tcp/22']);
+  assert.equal(opened['address'], '192.0.2.10');
+  assert.equal(opened['port'], 'tcp/22');
+  assert.equal(w.grants.size, 1);
+  assert.deepEqual(totals(w), {});
+});
+
+test('the firewall refusing a grant: firewall_error counted, grant.failed logged as an error, nothing booked', { timeout: TEST_MS }, async () => {
+  const w = world();
+  w.firewall.failWith = new Error('nft refused "add element inet sesame allow4 ...": Error: No such file or directory');
+  handlePacket(w.deps, w.knock(), w.source);
+  const failed = await logged(w, 'grant.failed');
+  assert.equal(failed['level'], LEVEL.error);
+  assert.equal(failed['user'], 'alice');
+  assert.match(String(failed['err']), /No such file or directory/);
+  assert.equal(w.firewall.calls.length, 1, 'the firewall was asked once');
+  assert.deepEqual(totals(w), { [DROP.firewallError]: 1 });
+  assert.deepEqual(dropReasons(w), [DROP.firewallError]);
+  assert.ok(!w.events().includes('grant.opened'));
+  assert.equal(w.grants.size, 0, 'a grant the firewall refused is not in the book');
+});
+
+test('the replay record cannot be made durable (disk full): replay_unavailable, replay.failed, and the firewall is never asked', { timeout: TEST_MS }, async () => {
+  const w = world();
+  // The store opens its first segment at the first commit, named from the clock: make that file /dev/full, so the write fails with ENOSPC for real.
+  symlinkSync('/dev/full', join(w.dir, `replay-${String(w.nowMs).padStart(13, '0')}.log`));
+  handlePacket(w.deps, w.knock(), w.source);
+  const failed = await logged(w, 'replay.failed');
+  assert.equal(failed['level'], LEVEL.error);
+  assert.match(String(failed['err']), /ENOSPC/);
+  await sleep(100); // a firewall call that wrongly followed the failure would land by now
+  assert.deepEqual(w.firewall.calls, [], 'nothing opened without a durable replay record');
+  assert.deepEqual(totals(w), { [DROP.replayUnavailable]: 1 });
+  assert.ok(!w.events().includes('grant.opened'));
+  assert.equal(w.grants.size, 0);
+});
+
+test('a full grant book refuses before the firewall: grant_book_full, grant.book_full, no knock.accepted', { timeout: TEST_MS }, async () => {
+  const w = world({ maxGrants: 1 });
+  handlePacket(w.deps, w.knock(), w.source);
+  await logged(w, 'grant.opened');
+  assert.equal(w.grants.size, 1);
+  handlePacket(w.deps, w.knock(), w.source); // a fresh knock: the book has no room for its grant
+  const full = await logged(w, 'grant.book_full');
+  assert.equal(full['level'], LEVEL.warn);
+  assert.equal(full['user'], 'alice');
+  assert.equal(w.firewall.calls.length, 1, 'the firewall was not asked for the second knock');
+  assert.deepEqual(totals(w), { [DROP.grantBookFull]: 1 });
+  assert.equal(w.lines.filter((l) => l['event'] === 'knock.accepted').length, 1);
+});
+
+test('step order: a byte-for-byte replay dies as replay before the rate limiter spends a token', { timeout: TEST_MS }, async () => {
+  const w = world({ burst: 2 });
+  const first = w.knock();
+  handlePacket(w.deps, first, w.source); // token 1
+  await logged(w, 'grant.opened');
+  for (let i = 0; i < 5; i++) handlePacket(w.deps, first, w.source);
+  assert.deepEqual(totals(w), { [DROP.replay]: 5 });
+  handlePacket(w.deps, w.knock(), w.source); // token 2: still there, the replays spent none
+  await logged(w, 'grant.opened', 2);
+  handlePacket(w.deps, w.knock(), w.source); // no token left: the limiter is live
+  assert.deepEqual(totals(w), { [DROP.replay]: 5, [DROP.rateLimited]: 1 });
+  assert.equal(w.firewall.calls.length, 2);
+});
+
+test('step order: a packet with a wrong mac1 never reaches the rate limiter', { timeout: TEST_MS }, async () => {
+  const w = world({ burst: 1 });
+  const valid = w.knock();
+  const junk = Uint8Array.from(valid);
+  junk[junk.length - 1] = (junk[junk.length - 1] ?? 0) ^ 0x01; // mac1 is the packet's last bytes
+  for (let i = 0; i < 50; i++) handlePacket(w.deps, junk, w.source);
+  assert.deepEqual(totals(w), { [DROP.badMac]: 50 });
+  handlePacket(w.deps, valid, w.source); // the only token
+  await logged(w, 'grant.opened');
+  handlePacket(w.deps, w.knock(), w.source);
+  assert.deepEqual(totals(w), { [DROP.badMac]: 50, [DROP.rateLimited]: 1 }, 'the limiter is live: the valid knock took its only token');
+});
+
+test('step order: nothing is committed to the replay record before the signature and freshness checks pass', { timeout: TEST_MS }, async () => {
+  const w = world();
+  handlePacket(w.deps, w.knock(w.nowMs, mallory), w.source); // a key nobody authorized
+  handlePacket(w.deps, w.knock(w.nowMs - 60_000), w.source); // alice's, but outside the ±30 s window
+  assert.deepEqual(totals(w), { [DROP.unknownKey]: 1, [DROP.stale]: 1 });
+  assert.equal(w.replay.size, 0, 'refused knocks leave no replay record');
+  handlePacket(w.deps, w.knock(), w.source);
+  await logged(w, 'grant.opened');
+  assert.equal(w.replay.size, 1);
+  assert.equal(w.firewall.calls.length, 1);
+});
+
+// Known bug (reported, not fixed here: src/ is not this file's to change): ReplayStore.checkAndCommit opens its segment file
+// synchronously (and, on a roll, flushes the last one), so an unwritable state directory throws out of handlePacket, which the
+// capture calls from a socket event: the daemon would crash on a valid knock instead of dropping it as replay_unavailable.
+test('the replay directory gone (unwritable state): the knock is dropped, nothing opened, and handlePacket does not throw', { timeout: TEST_MS, todo: 'bug: ReplayStore.checkAndCommit throws ENOENT/ENOSPC out of handlePacket' }, async () => {
+  const w = world();
+  rmSync(w.dir, { recursive: true, force: true });
+  assert.doesNotThrow(() => handlePacket(w.deps, w.knock(), w.source));
+  await sleep(100);
+  assert.deepEqual(w.firewall.calls, []);
+  assert.equal(w.drops.totals.get(DROP.replayUnavailable), 1);
+});
