@@ -142,6 +142,8 @@ export interface SetupPlan {
   readonly staleOwners: readonly ProcessId[];
   /** The table still has the grant sets of sesame before 0.2 (no owners): they are dropped, with their grants. */
   readonly legacySets: boolean;
+  /** This process holds the claim already (a second setup by the same daemon). */
+  readonly alreadyOwner: boolean;
 }
 
 /**
@@ -186,7 +188,7 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     ...(ports.length > 0 ? [`add element ${t} protected { ${ports.join(', ')} }`] : []),
     revokedMarksCommand(table, s.revokedMarks).replaceAll('; ', '\n'),
     ...plan.staleOwners.map((p) => `delete element ${t} owner { ${ownerElement(p)} }`),
-    `create element ${t} owner { ${ownerElement(s.daemon)} }`,
+    ...(plan.alreadyOwner ? [] : [`create element ${t} owner { ${ownerElement(s.daemon)} }`]),
     '',
   ].join('\n');
 }

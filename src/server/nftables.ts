@@ -46,7 +46,7 @@ export class NftablesFirewall implements Firewall {
         throw new TableInUseError(`nftables table inet ${this.table} is managed by another sesame daemon, pid ${other.pid} (${commandLineOf(other.pid)}); this one does not touch it (use another "firewall.table" to run both)`);
       }
       try {
-        await runNft(this.#nftPath, ['-f', '-'], setupScript(this.table, s, { staleOwners: view.owners.filter((p) => !isRunning(p)), legacySets: view.legacySets }));
+        await runNft(this.#nftPath, ['-f', '-'], setupScript(this.table, s, { staleOwners: view.owners.filter((p) => !isRunning(p)), legacySets: view.legacySets, alreadyOwner: view.owners.some((p) => sameProcess(p, s.daemon)) }));
         break;
       } catch (err) {
         // Another daemon claimed the table (or cleared a stale claim) between our read and our write: read again.

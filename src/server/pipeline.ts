@@ -87,7 +87,8 @@ async function openGrants(d: PipelineDeps, key: AuthorizedKey, grants: readonly 
   } catch (err) {
     const full = err instanceof GrantBookFullError;
     d.drops.record(full ? DROP.grantBookFull : DROP.firewallError, source, { user: key.user });
-    d.log.error({ event: full ? 'grant.book_full' : 'grant.failed', user: key.user, err: errorMessage(err) }, full ? 'knock refused: the kernel holds limits.maxGrants grants already' : 'could not open the firewall');
+    if (full) d.log.warn({ event: 'grant.book_full', user: key.user, source: source.text }, 'knock refused: the kernel holds limits.maxGrants grants already');
+    else d.log.error({ event: 'grant.failed', user: key.user, err: errorMessage(err) }, 'could not open the firewall');
     return;
   }
   for (const g of grants) {

@@ -6,13 +6,13 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAddress } from '../../src/protocol/address.ts';
 import type { Address } from '../../src/protocol/address.ts';
-import type { AllowedEntry } from '../../src/server/nftables.ts';
-import { NftablesFirewall, grantCommand, revokeCommand, setupScript } from '../../src/server/nftables.ts';
+import { NftablesFirewall } from '../../src/server/nftables.ts';
+import { closeCommand, grantCommand, setupScript } from '../../src/server/nft-rules.ts';
 import { execIn, spawnIn } from '../../src/harness/netns.ts';
 import { openHeldConnection, startTcpListener, tcpConnect } from '../../src/harness/programs.ts';
 import { createTopology, skipReason } from '../../src/harness/topology.ts';
 import type { Topology } from '../../src/harness/topology.ts';
-import type { DriverRequest, DriverResponse, WireGrant, WireTarget } from '../tools/nft-driver.ts';
+import type { DriverRequest, DriverResponse, WireEntry, WireGrant, WireTarget } from '../tools/nft-driver.ts';
 
 const PROTECTED = 2222;
 const OPEN = 2223;
@@ -23,7 +23,9 @@ const addr = (text: string): Address => parseAddress(text) ?? assert.fail(text);
 describe('input checks (no nft needed)', () => {
   // A path that cannot run: a check that let bad input through would fail with a spawn error instead.
   const fw = new NftablesFirewall({ nftPath: '/nonexistent/nft' });
-  const ok = { address: addr('10.0.0.1'), access: { proto: 'tcp', port: 22 }, ttlSeconds: 30 } as const;
+  const owner = { keyIdHex: '00112233445566778899aabbccddeeff', mark: 0x80112233 } as const;
+  const ok = { address: addr('10.0.0.1'), access: { proto: 'tcp', port: 22 }, ttlSeconds: 30, owner } as const;
+  const live = { ...ok, expiresInSeconds: 30 } as const;
 
   test('table names are plain identifiers', () => {
     assert.throws(() => new NftablesFirewall({ table: 'x; flush ruleset' }), /table name/);
@@ -38,38 +40,51 @@ describe('input checks (no nft needed)', () => {
     await assert.rejects(fw.grant([{ ...ok, ttlSeconds: 1.5 }]), /ttlSeconds/);
     await assert.rejects(fw.grant([{ ...ok, ttlSeconds: 86_401 }]), /ttlSeconds/);
     await assert.rejects(fw.grant([{ ...ok, address: { family: 4, bytes: new Uint8Array(16), text: '::' } }]), /address/);
-    await assert.rejects(fw.revoke([{ ...ok, access: { proto: 'udp', port: -1 } }]), /invalid access/);
+    await assert.rejects(fw.close([{ ...live, access: { proto: 'udp', port: -1 } }]), /invalid access/);
+    await assert.rejects(fw.grant([{ ...ok, owner: { ...owner, mark: 0 } }]), /mark of 0/);
+    await assert.rejects(fw.grant([{ ...ok, owner: { ...owner, mark: 2 ** 32 } }]), /32-bit/);
+    await assert.rejects(fw.grant([{ ...ok, owner: { ...owner, keyIdHex: 'x" } ; flush ruleset ; #' } }]), /32 lowercase hex/);
+    await assert.rejects(fw.setRevokedMarks([1.5]), /32-bit/);
   });
 
-  test('a missing nft binary fails the request rather than hanging, and close() still returns', async () => {
+  test('a missing nft binary fails the request rather than hanging, and stop() still returns', async () => {
     const lost = new NftablesFirewall({ nftPath: '/nonexistent/nft' });
     await assert.rejects(lost.grant([ok]), /nft failed \(spawn \/nonexistent\/nft ENOENT\)/);
-    await assert.rejects(lost.revoke([ok]), /ENOENT/);
-    await lost.close();
+    await assert.rejects(lost.close([live]), /ENOENT/);
+    await assert.rejects(lost.list(), /ENOENT/);
+    await lost.stop();
     await assert.rejects(lost.grant([ok]), /closed/);
   });
 
   test('element text comes from the address bytes, not its text', () => {
     const forged = { family: 4, bytes: Uint8Array.of(10, 0, 0, 1), text: '10.0.0.1 } ; flush ruleset ; add element inet sesame allow4 {' } as const;
     const line = grantCommand('sesame', [{ ...ok, address: forged }]);
-    assert.equal(line, 'add element inet sesame allow4 { 10.0.0.1 . tcp . 22 }; delete element inet sesame allow4 { 10.0.0.1 . tcp . 22 }; '
-      + 'add element inet sesame allow4 { 10.0.0.1 . tcp . 22 timeout 30s }');
+    assert.equal(line, 'add element inet sesame allow4 { 10.0.0.1 . tcp . 22 : 0x80112233 }; delete element inet sesame allow4 { 10.0.0.1 . tcp . 22 }; '
+      + 'add element inet sesame allow4 { 10.0.0.1 . tcp . 22 timeout 30s comment "00112233445566778899aabbccddeeff" : 0x80112233 }');
   });
 
-  test('one transaction per call: duplicates collapse (last ttl wins), families go to their own set, revoke adds no timeout', () => {
+  test('one transaction per call: duplicates collapse (last ttl wins), families go to their own map, close adds no timeout', () => {
     const v6 = { ...ok, address: addr('fd00::1'), ttlSeconds: 5 };
+    const c = 'comment "00112233445566778899aabbccddeeff" : 0x80112233';
     assert.equal(grantCommand('t', [ok, v6, { ...ok, ttlSeconds: 9 }]),
-      'add element inet t allow4 { 10.0.0.1 . tcp . 22 }; delete element inet t allow4 { 10.0.0.1 . tcp . 22 }; add element inet t allow4 { 10.0.0.1 . tcp . 22 timeout 9s }; '
-      + 'add element inet t allow6 { fd00::1 . tcp . 22 }; delete element inet t allow6 { fd00::1 . tcp . 22 }; add element inet t allow6 { fd00::1 . tcp . 22 timeout 5s }');
-    assert.equal(revokeCommand('t', [ok, ok]), 'add element inet t allow4 { 10.0.0.1 . tcp . 22 }; delete element inet t allow4 { 10.0.0.1 . tcp . 22 }');
+      `add element inet t allow4 { 10.0.0.1 . tcp . 22 : 0x80112233 }; delete element inet t allow4 { 10.0.0.1 . tcp . 22 }; add element inet t allow4 { 10.0.0.1 . tcp . 22 timeout 9s ${c} }; `
+      + `add element inet t allow6 { fd00::1 . tcp . 22 : 0x80112233 }; delete element inet t allow6 { fd00::1 . tcp . 22 }; add element inet t allow6 { fd00::1 . tcp . 22 timeout 5s ${c} }`);
+    assert.equal(closeCommand('t', [live, live]), 'add element inet t allow4 { 10.0.0.1 . tcp . 22 : 0x80112233 }; delete element inet t allow4 { 10.0.0.1 . tcp . 22 }');
     assert.equal(grantCommand('t', []), '');
   });
 
-  test('the setup script declares the table idempotently and deduplicates protected ports', () => {
-    const script = setupScript('sesame', [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }, { proto: 'tcp', port: 22 }]);
+  test('the setup script declares the table idempotently, deduplicates protected ports, and claims the table in the same transaction', () => {
+    const setup = { protectedPorts: [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }, { proto: 'tcp', port: 22 }], maxGrants: 100, revokedMarks: [0x80000005], daemon: { pid: 42, startTicks: 7 } } as const;
+    const plan = { staleOwners: [{ pid: 41, startTicks: 6 }], legacySets: false, alreadyOwner: false };
+    const script = setupScript('sesame', setup, plan);
     assert.match(script, /^add element inet sesame protected \{ tcp \. 22, udp \. 53 \}$/m);
-    assert.doesNotMatch(script, /delete table|flush table|flush set inet sesame allow/);
-    assert.doesNotMatch(setupScript('sesame', []), /add element/);
+    assert.match(script, /^add map inet sesame allow4 \{ type ipv4_addr \. inet_proto \. inet_service : mark; flags timeout; size 100; \}$/m);
+    assert.match(script, /^flush set inet sesame revoked\nadd element inet sesame revoked \{ 0x80000005 \}$/m);
+    assert.match(script, /^delete element inet sesame owner \{ 0x00000029 \. 0x00000006 \}\ncreate element inet sesame owner \{ 0x0000002a \. 0x00000007 \}\n$/m);
+    assert.doesNotMatch(script, /delete table|flush table|flush (set|map) inet sesame allow|delete set/);
+    assert.doesNotMatch(setupScript('sesame', { ...setup, protectedPorts: [], revokedMarks: [] }, { ...plan, staleOwners: [] }), /add element/);
+    assert.doesNotMatch(setupScript('sesame', setup, { ...plan, alreadyOwner: true }), /create element/);
+    assert.match(setupScript('sesame', setup, { ...plan, legacySets: true }), /^flush chain inet sesame input\ndelete set inet sesame allow4\ndelete set inet sesame allow6$/m);
   });
 });
 
@@ -81,7 +96,7 @@ const TAG = `nft${process.pid.toString(36)}`;
 const CALL_MS = 60_000;
 
 /** The backend, running in the server namespace behind a JSON-line pipe (see tools/nft-driver.ts). If the driver dies, every call in flight and every later call rejects with why. */
-function startDriver(ns: string): { call(req: DriverRequest): Promise<unknown>; stop(): Promise<void> } {
+function startDriver(ns: string): { call(req: DriverRequest): Promise<unknown>; stop(): Promise<void>; readonly pid: number } {
   const child = spawnIn(ns, [process.execPath, new URL('../tools/nft-driver.js', import.meta.url).pathname]);
   const pending = new Map<number, { answer(r: DriverResponse): void; fail(e: Error): void }>();
   let nextId = 1;
@@ -98,6 +113,8 @@ function startDriver(ns: string): { call(req: DriverRequest): Promise<unknown>; 
     for (const p of pending.values()) p.fail(dead);
   });
   return {
+    // `ip netns exec` execs the driver, so the child's pid is the driver's own.
+    pid: child.pid ?? 0,
     call: (req) => new Promise((resolve, reject) => {
       if (dead !== undefined) return reject(dead);
       const id = nextId++;
@@ -156,8 +173,8 @@ describe('nftables in a network namespace', { skip }, () => {
     const doc = JSON.parse(await nftIn('-j', 'list', 'ruleset')) as { nftables: Record<string, { family?: string; name?: string; table?: string }>[] };
     return doc.nftables.filter((o) => Object.entries(o).every(([kind, v]) => kind !== 'metainfo' && !(v.family === 'inet' && (kind === 'table' ? v.name : v.table) === 'sesame')));
   };
-  const list = async (): Promise<AllowedEntry[]> => (await driver.call({ op: 'list' })) as AllowedEntry[];
-  const entryFor = async (address: string, port = PROTECTED): Promise<AllowedEntry | undefined> => (await list()).find((e) => e.address === address && e.port === port && e.proto === 'tcp');
+  const list = async (): Promise<WireEntry[]> => (await driver.call({ op: 'list' })) as WireEntry[];
+  const entryFor = async (address: string, port = PROTECTED): Promise<WireEntry | undefined> => (await list()).find((e) => e.address === address && e.port === port && e.proto === 'tcp');
   const g = (address: string, ttlSeconds: number, port = PROTECTED): WireGrant => ({ address, proto: 'tcp', port, ttlSeconds });
   const t = (address: string, port = PROTECTED): WireTarget => ({ address, proto: 'tcp', port });
   const connects = (host: string, from?: string): Promise<boolean> => tcpConnect(topo.client.ns, host, PROTECTED, from === undefined ? CONNECT_MS : NO_CONNECT_MS, from);
@@ -187,15 +204,19 @@ describe('nftables in a network namespace', { skip }, () => {
     assert.equal(execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }), hostBefore, 'the host ruleset changed');
   });
 
-  test('setup creates the table, its three sets and the input chain', async () => {
+  test('setup creates the table, its maps and sets and the input chain', async () => {
     await driver.call({ op: 'setup', ports: [{ proto: 'tcp', port: PROTECTED }, { proto: 'udp', port: 5353 }] });
     const lines = (await nftIn('list', 'table', 'inet', 'sesame')).split('\n').map((l) => l.trim());
     for (const expected of [
-      'set protected {', 'type inet_proto . inet_service', 'set allow4 {', 'type ipv4_addr . inet_proto . inet_service',
-      'set allow6 {', 'type ipv6_addr . inet_proto . inet_service', 'flags timeout',
-      'chain input {', 'type filter hook input priority filter - 10; policy accept;', 'ct state established,related accept',
+      'set protected {', 'type inet_proto . inet_service', 'map allow4 {', 'type ipv4_addr . inet_proto . inet_service : mark',
+      'map allow6 {', 'type ipv6_addr . inet_proto . inet_service : mark', 'flags timeout', 'set revoked {', 'set owner {',
+      'chain input {', 'type filter hook input priority filter - 10; policy accept;',
+      'ct mark @revoked meta l4proto . th dport @protected drop', 'ct id @cut drop', 'ct state established,related accept',
+      'ct state new ct mark set ip saddr . meta l4proto . th dport map @allow4',
       'ip saddr . meta l4proto . th dport @allow4 accept', 'ip6 saddr . meta l4proto . th dport @allow6 accept', 'meta l4proto . th dport @protected drop',
     ]) assert.ok(lines.includes(expected), `missing "${expected}"`);
+    assert.ok(lines.indexOf('ct mark @revoked meta l4proto . th dport @protected drop') < lines.indexOf('ct state established,related accept'), 'revoked connections stop before the established accept');
+    assert.match(await nftIn('list', 'set', 'inet', 'sesame', 'owner'), new RegExp(`elements = \\{ 0x${driver.pid.toString(16).padStart(8, '0')} \\. `), 'the driver process holds the claim');
     assert.match(await nftIn('list', 'set', 'inet', 'sesame', 'protected'), /elements = \{ tcp \. 2222,\s+udp \. 5353 \}/);
   });
 
@@ -206,7 +227,7 @@ describe('nftables in a network namespace', { skip }, () => {
     await driver.call({ op: 'grant', grants: [g(client.v4, 30)] });
     assert.equal(await connects(server.v4), true, 'granted source connects');
     assert.equal(await refused(server.v4, client.v4b), true, 'another source stays out');
-    await driver.call({ op: 'revoke', targets: [t(client.v4)] });
+    await driver.call({ op: 'close', targets: [t(client.v4)] });
   });
 
   test('IPv6 grants work the same way', async () => {
@@ -217,7 +238,7 @@ describe('nftables in a network namespace', { skip }, () => {
     assert.equal((await entryFor(client.v6))?.proto, 'tcp');
     assert.equal(await connects(server.v6), true);
     assert.equal(await refused(server.v6, client.v6b), true);
-    await driver.call({ op: 'revoke', targets: [t(client.v6)] });
+    await driver.call({ op: 'close', targets: [t(client.v6)] });
   });
 
   test('a grant expires in the kernel: new connections fail, an established one survives', async () => {
@@ -246,18 +267,18 @@ describe('nftables in a network namespace', { skip }, () => {
     assert.equal(await connects(server.v4), true, 'still open after the first timeout');
     await driver.call({ op: 'grant', grants: [g(client.v4, 3)] });
     assert.ok(((await entryFor(client.v4))?.expiresSeconds ?? 99) <= 3, 'shortened');
-    await driver.call({ op: 'revoke', targets: [t(client.v4)] });
+    await driver.call({ op: 'close', targets: [t(client.v4)] });
   });
 
   test('revoke closes at once, is precise, and ignores targets that are not open', async () => {
     const { server, client } = topo;
     await driver.call({ op: 'grant', grants: [g(client.v4, 60), g(client.v6, 60)] });
     assert.equal(await connects(server.v4), true);
-    await driver.call({ op: 'revoke', targets: [t(client.v4), t(client.v4b), { address: client.v6, proto: 'udp', port: 1 }] });
+    await driver.call({ op: 'close', targets: [t(client.v4), t(client.v4b), { address: client.v6, proto: 'udp', port: 1 }] });
     assert.equal(await entryFor(client.v4), undefined);
     assert.equal(await refused(server.v4), true, 'closed at once');
     assert.ok((await entryFor(client.v6)) !== undefined, 'other grants stay');
-    await driver.call({ op: 'revoke', targets: [t(client.v4), t(client.v6)] });
+    await driver.call({ op: 'close', targets: [t(client.v4), t(client.v6)] });
     assert.deepEqual(await list(), []);
   });
 
@@ -266,21 +287,83 @@ describe('nftables in a network namespace', { skip }, () => {
     assert.deepEqual(await driver.call({ op: 'grantConcurrently', grants }), grants.map(() => 'ok'));
     const listed = await list();
     for (const x of grants) assert.ok(listed.some((e) => e.address === x.address && e.expiresSeconds > 20), x.address);
-    await driver.call({ op: 'revoke', targets: grants });
+    await driver.call({ op: 'close', targets: grants });
     assert.deepEqual(await list(), []);
   });
 
-  test('a grant the kernel refuses fails alone, even when batched with others', async () => {
-    // A set capped at 3 elements (setup keeps an existing set as it is) makes the 4th and 5th grants fail.
-    const made = await execIn(topo.server.ns, ['nft', 'add table inet capped; add set inet capped allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; size 3; }']);
-    assert.equal(made.code, 0, made.stderr);
-    await driver.call({ op: 'setup', table: 'capped', ports: [{ proto: 'tcp', port: PROTECTED }] });
+  test('full grant maps refuse alone, even when batched with others, as grant book full', async () => {
+    await driver.call({ op: 'setup', table: 'capped', ports: [{ proto: 'tcp', port: PROTECTED }], maxGrants: 3 });
     const grants = Array.from({ length: 5 }, (_, i) => g(`10.252.0.${i + 1}`, 30));
     const results = (await driver.call({ op: 'grantConcurrently', table: 'capped', grants })) as string[];
     assert.deepEqual(results.slice(0, 3), ['ok', 'ok', 'ok']);
-    for (const r of results.slice(3)) assert.match(r, /^rejected: nft refused .*Too many open files/);
-    assert.equal((await driver.call({ op: 'list', table: 'capped' }) as AllowedEntry[]).length, 3);
+    for (const r of results.slice(3)) assert.match(r, /^rejected: the grant maps are full \(limits\.maxGrants\)/);
+    assert.equal((await driver.call({ op: 'list', table: 'capped' }) as WireEntry[]).length, 3);
     await driver.call({ op: 'cleanup', table: 'capped' });
+  });
+
+  test('a table from before owners (plain allow sets) is migrated by setup; its grants are closed', async () => {
+    const made = await execIn(topo.server.ns, ['nft', 'add table inet old; add set inet old allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }; add set inet old allow6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }; add chain inet old input { type filter hook input priority -10; }; add rule inet old input ip saddr . meta l4proto . th dport @allow4 accept; add element inet old allow4 { 10.9.9.9 . tcp . 22 timeout 60s }']);
+    assert.equal(made.code, 0, made.stderr);
+    await driver.call({ op: 'setup', table: 'old', ports: [{ proto: 'tcp', port: PROTECTED }] });
+    assert.match(await nftIn('list', 'map', 'inet', 'old', 'allow4'), /type ipv4_addr \. inet_proto \. inet_service : mark/);
+    assert.deepEqual(await driver.call({ op: 'list', table: 'old' }), []);
+    await driver.call({ op: 'cleanup', table: 'old' });
+  });
+
+  test('a table another running process has claimed is refused and left as it was', async () => {
+    await driver.call({ op: 'setup', table: 'claimed', ports: [{ proto: 'tcp', port: PROTECTED }], asPid: 1 });
+    const before = await nftIn('list', 'table', 'inet', 'claimed');
+    await assert.rejects(driver.call({ op: 'setup', table: 'claimed', ports: [{ proto: 'tcp', port: 9 }] }), /inet claimed is managed by another sesame daemon, pid 1 /);
+    assert.equal(await nftIn('list', 'table', 'inet', 'claimed'), before, 'not touched');
+    await driver.call({ op: 'cleanup', table: 'claimed' });
+  });
+
+  test('a claim left by a process that is gone is taken over', async () => {
+    const dead = 4_000_000; // above pid_max's default: no such process
+    const made = await execIn(topo.server.ns, ['nft', `add table inet stale; add set inet stale owner { type mark . mark; }; add element inet stale owner { ${dead} . 1 }`]);
+    assert.equal(made.code, 0, made.stderr);
+    await driver.call({ op: 'setup', table: 'stale', ports: [{ proto: 'tcp', port: PROTECTED }] });
+    assert.doesNotMatch(await nftIn('list', 'set', 'inet', 'stale', 'owner'), new RegExp(`0x${dead.toString(16)}`));
+    await driver.call({ op: 'cleanup', table: 'stale' });
+  });
+
+  test('connections carry their grant owner\'s mark: revoked marks stop them, others and unmarked ones go on', async () => {
+    const { server, client } = topo;
+    const alice = { keyIdHex: 'a'.repeat(32), mark: 0x8000000a };
+    const bob = { keyIdHex: 'b'.repeat(32), mark: 0x8000000b };
+    await driver.call({ op: 'grant', grants: [{ ...g(client.v4, 60), ...alice }, { ...g(client.v6, 60), ...bob }] });
+    const aliceConn = await openHeldConnection(client.ns, server.v4, PROTECTED);
+    const bobConn = await openHeldConnection(client.ns, server.v6, PROTECTED);
+    const open = await openHeldConnection(client.ns, server.v4, OPEN); // an unprotected port: never marked
+    try {
+      assert.match(await nftIn('list', 'set', 'inet', 'sesame', 'admitted4'), new RegExp(`${client.v4.replaceAll('.', '\\.')} \\. 0x8000000a`), 'admitted and recorded with its mark');
+      await driver.call({ op: 'revokedMarks', marks: [alice.mark] });
+      assert.equal(await aliceConn.isAlive(), false, 'the revoked owner\'s connection stops passing traffic');
+      assert.equal(await bobConn.isAlive(), true, 'another owner\'s connection goes on');
+      assert.equal(await open.isAlive(), true, 'an unprotected connection goes on');
+      await driver.call({ op: 'revokedMarks', marks: [] });
+      assert.equal(await aliceConn.isAlive(), true, 'a reinstated mark passes again');
+      assert.ok(Number(await driver.call({ op: 'cut', source: client.v6 })) >= 1, 'admitted connections from that source are cut (earlier tests\' ones too)');
+      assert.equal(await bobConn.isAlive(), false, 'a cut connection stops passing traffic');
+      assert.equal(await aliceConn.isAlive(), true, 'a cut is precise');
+    } finally {
+      for (const c of [aliceConn, bobConn, open]) await c.close();
+      await driver.call({ op: 'close', targets: [{ ...t(client.v4), mark: alice.mark }, { ...t(client.v6), mark: bob.mark }] });
+    }
+  });
+
+  test('a grant for a target another key holds replaces its owner', async () => {
+    const { client } = topo;
+    await driver.call({ op: 'grant', grants: [{ ...g(client.v4, 60), keyIdHex: 'a'.repeat(32), mark: 0x8000000a }] });
+    await driver.call({ op: 'grant', grants: [{ ...g(client.v4, 30), keyIdHex: 'b'.repeat(32), mark: 0x8000000b }] });
+    const e = await entryFor(client.v4);
+    assert.equal(e?.keyIdHex, 'b'.repeat(32));
+    assert.equal(e?.mark, 0x8000000b);
+    assert.ok((e?.expiresSeconds ?? 99) <= 30);
+    await driver.call({ op: 'close', targets: [{ ...t(client.v4), mark: 0x8000000a }] });
+    assert.equal((await entryFor(client.v4))?.keyIdHex, 'b'.repeat(32), 'closing the old owner\'s grant leaves the new owner\'s');
+    await driver.call({ op: 'close', targets: [{ ...t(client.v4), mark: 0x8000000b }] });
+    assert.equal(await entryFor(client.v4), undefined);
   });
 
   test('setup again keeps live grants and replaces the protected ports', async () => {
@@ -293,7 +376,7 @@ describe('nftables in a network namespace', { skip }, () => {
     assert.equal(await refused(server.v4, client.v4b), true);
     assert.match(await nftIn('list', 'set', 'inet', 'sesame', 'protected'), /elements = \{ tcp \. 2222,\s+tcp \. 2224 \}/);
     assert.equal(await nftIn('list', 'chain', 'inet', 'sesame', 'input'), chainBefore, 'rules replaced, not duplicated');
-    await driver.call({ op: 'revoke', targets: [t(client.v4)] });
+    await driver.call({ op: 'close', targets: [t(client.v4)] });
   });
 
   test('if nft dies, the request in flight fails and the next one restarts it', async () => {
@@ -302,7 +385,7 @@ describe('nftables in a network namespace', { skip }, () => {
     assert.match(r.first, /^rejected: nft failed/);
     assert.equal(r.second, 'ok');
     assert.equal(await connects(topo.server.v4), true);
-    await driver.call({ op: 'revoke', targets: [t(topo.client.v4)] });
+    await driver.call({ op: 'close', targets: [t(topo.client.v4)] });
   });
 
   test("nft's refusal reaches the caller", async () => {

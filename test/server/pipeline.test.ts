@@ -1,4 +1,4 @@
-// The packet path in-process (pipeline.ts): real keys, knocks, users, rate limiter, replay store, grant book and drop log; a fake firewall only where a fault is injected. Checks the order of steps and that every fault opens nothing.
+// The packet path in-process (pipeline.ts): real keys, knocks, users, rate limiter, replay store and drop log; a fake firewall (with the kernel's capacity limit) only where a fault is injected. Checks the order of steps and that every fault opens nothing.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,31 +15,50 @@ import { generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts
 import type { ServerKeys, UserKeys } from '../../src/protocol/keys.ts';
 import { DROP } from '../../src/protocol/reasons.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
-import type { Firewall, Grant } from '../../src/server/firewall.ts';
-import { GrantBook } from '../../src/server/grants.ts';
+import { GrantBookFullError, ownerOf } from '../../src/server/firewall.ts';
+import type { Firewall, Grant, LiveGrant } from '../../src/server/firewall.ts';
+import { deriveKeyId } from '../../src/protocol/keys.ts';
 import { DropLog } from '../../src/server/log.ts';
 import { handlePacket } from '../../src/server/pipeline.ts';
 import type { PipelineDeps } from '../../src/server/pipeline.ts';
 import { RateLimiter } from '../../src/server/ratelimit.ts';
 import { ReplayStore } from '../../src/server/replay.ts';
 import { parseUsers } from '../../src/server/users.ts';
+import type { UserTable } from '../../src/server/users.ts';
 
 /** No test here waits forever: a hang is a failure. */
 const TEST_MS = 30_000;
 
 type Line = Readonly<Record<string, unknown>>;
 
-/** Records every grant() call; rejects them with `failWith` when set. */
+/** Records every grant() call; rejects them with `failWith` when set, and like the kernel's full maps past `capacity`. */
 class FakeFirewall implements Firewall {
   readonly calls: Grant[][] = [];
+  readonly held: Grant[] = [];
   failWith: Error | undefined;
+  /** Resolves a grant() only when the test says so (to race a revocation against it). */
+  gate: Promise<void> | undefined;
+  readonly capacity: number;
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
   async setup(): Promise<void> {}
   async grant(grants: readonly Grant[]): Promise<void> {
     this.calls.push([...grants]);
     if (this.failWith !== undefined) throw this.failWith;
+    if (this.held.length + grants.length > this.capacity) throw new GrantBookFullError('full');
+    await this.gate;
+    this.held.push(...grants);
   }
-  async revoke(): Promise<void> {}
-  async close(): Promise<void> {}
+  async close(_grants: readonly LiveGrant[]): Promise<void> {}
+  async list(): Promise<LiveGrant[]> {
+    return [];
+  }
+  async setRevokedMarks(): Promise<void> {}
+  async cut(): Promise<number> {
+    return 0;
+  }
+  async stop(): Promise<void> {}
 }
 
 interface World {
@@ -47,7 +66,10 @@ interface World {
   readonly firewall: FakeFirewall;
   readonly lines: Line[];
   readonly drops: DropLog;
-  readonly grants: GrantBook;
+  /** What the users table is now (a test may swap it, as a reload does). */
+  users: UserTable;
+  /** How often the pipeline asked the daemon to bring the kernel in line (a grant that raced a revocation). */
+  resyncs: number;
   readonly replay: ReplayStore;
   readonly dir: string;
   /** The fixed clock every part reads. */
@@ -76,6 +98,13 @@ after(() => {
   }
 });
 
+/** alice with tcp/22, her key active or revoked. */
+function aliceTable(revoked: boolean): UserTable {
+  const key = { key: formatKeyLine(KEY_TYPE.userPublic, alice.publicKey, 'alice').trim() };
+  const doc = revoked ? { users: { alice: { keys: [], ports: ['tcp/22'] } }, revoked: [{ ...key, user: 'alice', at: 'now' }] } : { users: { alice: { keys: [key], ports: ['tcp/22'] } } };
+  return parseUsers(doc, 'pipeline-users.json');
+}
+
 function world(opts: { burst?: number; maxGrants?: number } = {}): World {
   const nowMs = Date.now();
   const now = (): number => nowMs;
@@ -87,28 +116,29 @@ function world(opts: { burst?: number; maxGrants?: number } = {}): World {
     },
   });
   const log = pino({ level: 'debug' }, sink);
-  const users = parseUsers({ users: { alice: { keys: [{ key: formatKeyLine(KEY_TYPE.userPublic, alice.publicKey, 'alice').trim() }], ports: ['tcp/22'] } } }, 'pipeline-users.json');
+  const users = aliceTable(false);
   const dir = mkdtempSync(join(tmpdir(), 'sesame-pipeline-'));
-  const firewall = new FakeFirewall();
+  const firewall = new FakeFirewall(opts.maxGrants ?? 100);
   const drops = new DropLog(log, { perInterval: 1000, intervalMs: 10_000, now });
-  const grants = new GrantBook(opts.maxGrants ?? 100, now);
   const replay = new ReplayStore({ dir, windowMs: 30_000, maxEntries: 1000, now });
   const deps: PipelineDeps = {
     server,
-    users: () => users,
+    users: () => w.users,
     limiter: new RateLimiter({ perSecond: 1, burst: opts.burst ?? 100, maxSources: 100, now }),
     replay,
     firewall,
-    grants,
     bounds: { defaultDurationSeconds: 30, maxDurationSeconds: 300 },
     windowMs: 30_000,
     now,
     log,
     drops,
+    resync: async () => {
+      w.resyncs++;
+    },
   };
   const source = parseAddress('192.0.2.10') ?? assert.fail('address');
   const w: World = {
-    deps, firewall, lines, drops, grants, replay, dir, nowMs, source,
+    deps, firewall, lines, drops, users, resyncs: 0, replay, dir, nowMs, source,
     knock: (timestampMs = nowMs, user = alice) => buildKnock({ access: [{ proto: 'tcp', port: 22 }] }, user, server.publicKey, timestampMs, systemRandom),
     events: () => lines.map((l) => String(l['event'])),
   };
@@ -132,21 +162,22 @@ const totals = (w: World): Record<string, number> => Object.fromEntries(w.drops.
 /** pino's numeric levels. */
 const LEVEL = { info: 30, warn: 40, error: 50 } as const;
 
-test('a valid knock reaches the firewall, logs knock.accepted then grant.opened, and is booked', { timeout: TEST_MS }, async () => {
+test('a valid knock reaches the firewall owned by its key, logs knock.accepted then grant.opened', { timeout: TEST_MS }, async () => {
   const w = world();
   handlePacket(w.deps, w.knock(), w.source);
   const opened = await logged(w, 'grant.opened');
-  assert.deepEqual(w.firewall.calls, [[{ address: w.source, access: { proto: 'tcp', port: 22 }, ttlSeconds: 30 }]]);
+  assert.deepEqual(w.firewall.calls, [[{ address: w.source, access: { proto: 'tcp', port: 22 }, ttlSeconds: 30, owner: ownerOf(deriveKeyId(alice.publicKey)) }]]);
   assert.deepEqual(w.events(), ['knock.accepted', 'grant.opened']);
   assert.equal(w.lines[0]?.['user'], 'alice');
   assert.deepEqual(w.lines[0]?.['ports'], ['tcp/22']);
   assert.equal(opened['address'], '192.0.2.10');
   assert.equal(opened['port'], 'tcp/22');
-  assert.equal(w.grants.size, 1);
+  assert.equal(w.firewall.held.length, 1);
   assert.deepEqual(totals(w), {});
+  assert.equal(w.resyncs, 0, 'an active key needs no second look');
 });
 
-test('the firewall refusing a grant: firewall_error counted, grant.failed logged as an error, nothing booked', { timeout: TEST_MS }, async () => {
+test('the firewall refusing a grant: firewall_error counted, grant.failed logged as an error, nothing held', { timeout: TEST_MS }, async () => {
   const w = world();
   w.firewall.failWith = new Error('nft refused "add element inet sesame allow4 ...": Error: No such file or directory');
   handlePacket(w.deps, w.knock(), w.source);
@@ -158,7 +189,7 @@ test('the firewall refusing a grant: firewall_error counted, grant.failed logged
   assert.deepEqual(totals(w), { [DROP.firewallError]: 1 });
   assert.deepEqual(dropReasons(w), [DROP.firewallError]);
   assert.ok(!w.events().includes('grant.opened'));
-  assert.equal(w.grants.size, 0, 'a grant the firewall refused is not in the book');
+  assert.equal(w.firewall.held.length, 0);
 });
 
 test('the replay record cannot be made durable (disk full): replay_unavailable, replay.failed, and the firewall is never asked', { timeout: TEST_MS }, async () => {
@@ -173,21 +204,35 @@ test('the replay record cannot be made durable (disk full): replay_unavailable, 
   assert.deepEqual(w.firewall.calls, [], 'nothing opened without a durable replay record');
   assert.deepEqual(totals(w), { [DROP.replayUnavailable]: 1 });
   assert.ok(!w.events().includes('grant.opened'));
-  assert.equal(w.grants.size, 0);
+  assert.equal(w.firewall.held.length, 0);
 });
 
-test('a full grant book refuses before the firewall: grant_book_full, grant.book_full, no knock.accepted', { timeout: TEST_MS }, async () => {
+test('full grant maps in the kernel: grant_book_full, grant.book_full at warn level, nothing more held', { timeout: TEST_MS }, async () => {
   const w = world({ maxGrants: 1 });
   handlePacket(w.deps, w.knock(), w.source);
   await logged(w, 'grant.opened');
-  assert.equal(w.grants.size, 1);
-  handlePacket(w.deps, w.knock(), w.source); // a fresh knock: the book has no room for its grant
+  handlePacket(w.deps, w.knock(), w.source); // a fresh knock: the maps have no room for its grant
   const full = await logged(w, 'grant.book_full');
   assert.equal(full['level'], LEVEL.warn);
   assert.equal(full['user'], 'alice');
-  assert.equal(w.firewall.calls.length, 1, 'the firewall was not asked for the second knock');
+  assert.equal(w.firewall.held.length, 1);
   assert.deepEqual(totals(w), { [DROP.grantBookFull]: 1 });
-  assert.equal(w.lines.filter((l) => l['event'] === 'knock.accepted').length, 1);
+  assert.equal(w.lines.filter((l) => l['event'] === 'grant.opened').length, 1);
+});
+
+test('a key revoked while its grant is in flight: the pipeline asks for a resync once the kernel has the grant', { timeout: TEST_MS }, async () => {
+  const w = world();
+  let release = (): void => {};
+  w.firewall.gate = new Promise((resolve) => { release = resolve; });
+  handlePacket(w.deps, w.knock(), w.source);
+  await logged(w, 'knock.accepted');
+  w.users = aliceTable(true); // the reload lands while nft works on the grant
+  release();
+  await logged(w, 'grant.opened');
+  for (let i = 0; i < 100 && w.resyncs === 0; i++) await sleep(5);
+  assert.equal(w.resyncs, 1, 'the grant a revocation could not see is closed by the resync');
+  handlePacket(w.deps, w.knock(), w.source);
+  assert.deepEqual(totals(w), { [DROP.revoked]: 1 });
 });
 
 test('step order: a byte-for-byte replay dies as replay before the rate limiter spends a token', { timeout: TEST_MS }, async () => {

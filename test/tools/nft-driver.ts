@@ -1,26 +1,37 @@
 // Test driver: runs the nftables backend inside a network namespace and answers JSON-line requests on stdin. Trusts its stdin: it is the test that spawned it.
 import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { errorMessage } from '../../src/errors.ts';
 import type { Access } from '../../src/protocol/access.ts';
 import { parseAddress } from '../../src/protocol/address.ts';
-import type { Grant, GrantTarget } from '../../src/server/firewall.ts';
-import { NftablesFirewall, cleanup, listAllowed } from '../../src/server/nftables.ts';
+import { self, startTicksOf } from '../../src/process.ts';
+import type { Grant, LiveGrant } from '../../src/server/firewall.ts';
+import { NftablesFirewall, cleanup } from '../../src/server/nftables.ts';
 
-export interface WireTarget { readonly address: string; readonly proto: 'tcp' | 'udp'; readonly port: number }
-export interface WireGrant extends WireTarget { readonly ttlSeconds: number }
+export interface WireTarget { readonly address: string; readonly proto: 'tcp' | 'udp'; readonly port: number; readonly mark?: number }
+export interface WireGrant extends WireTarget { readonly ttlSeconds: number; readonly keyIdHex?: string }
+/** A live grant as the test sees it. */
+export interface WireEntry { readonly address: string; readonly proto: string; readonly port: number; readonly expiresSeconds: number; readonly keyIdHex: string; readonly mark: number }
+
+/** The owner of grants that name none. */
+export const DEFAULT_OWNER = { keyIdHex: '0123456789abcdef0123456789abcdef', mark: 0x80000001 } as const;
 
 export type DriverRequest =
-  | { readonly op: 'setup'; readonly table?: string; readonly ports: readonly Access[] }
+  /** Claims the table for this driver process, or (asPid) for another running process, as a second daemon would find it. */
+  | { readonly op: 'setup'; readonly table?: string; readonly ports: readonly Access[]; readonly maxGrants?: number; readonly revokedMarks?: readonly number[]; readonly asPid?: number }
   | { readonly op: 'grant'; readonly table?: string; readonly grants: readonly WireGrant[] }
   /** Each grant as its own concurrent grant() call, to exercise batching; answers 'ok' or 'rejected: ...' for each. */
   | { readonly op: 'grantConcurrently'; readonly table?: string; readonly grants: readonly WireGrant[] }
-  | { readonly op: 'revoke'; readonly table?: string; readonly targets: readonly WireTarget[] }
+  | { readonly op: 'close'; readonly table?: string; readonly targets: readonly WireTarget[] }
   | { readonly op: 'list'; readonly table?: string }
+  | { readonly op: 'revokedMarks'; readonly table?: string; readonly marks: readonly number[] }
+  /** Cuts the admitted connections from one source address; answers how many. */
+  | { readonly op: 'cut'; readonly table?: string; readonly source: string }
   | { readonly op: 'cleanup'; readonly table?: string }
   /** SIGKILLs the backend's nft, then grants twice at once: the first is in flight on the dead process. */
   | { readonly op: 'killNftThenGrant'; readonly table?: string; readonly grant: WireGrant }
   | { readonly op: 'bench'; readonly table?: string; readonly count: number }
-  | { readonly op: 'close' };
+  | { readonly op: 'stop' };
 
 export type DriverResponse = { readonly id: number; readonly ok: true; readonly value: unknown } | { readonly id: number; readonly ok: false; readonly error: string };
 
@@ -33,13 +44,15 @@ const firewall = (table = 'sesame'): NftablesFirewall => {
   return created;
 };
 
-function target(w: WireTarget): GrantTarget {
+function target(w: WireTarget): LiveGrant {
   const address = parseAddress(w.address);
   if (address === undefined) throw new Error(`bad address ${w.address}`);
-  return { address, access: { proto: w.proto, port: w.port } };
+  return { address, access: { proto: w.proto, port: w.port }, owner: { keyIdHex: DEFAULT_OWNER.keyIdHex, mark: w.mark ?? DEFAULT_OWNER.mark }, expiresInSeconds: 0 };
 }
 
-const grantOf = (w: WireGrant): Grant => ({ ...target(w), ttlSeconds: w.ttlSeconds });
+const grantOf = (w: WireGrant): Grant => ({ ...target(w), ttlSeconds: w.ttlSeconds, owner: { keyIdHex: w.keyIdHex ?? DEFAULT_OWNER.keyIdHex, mark: w.mark ?? DEFAULT_OWNER.mark } });
+
+const wireOf = (g: LiveGrant): WireEntry => ({ address: g.address.text, proto: g.access.proto, port: g.access.port, expiresSeconds: g.expiresInSeconds, keyIdHex: g.owner.keyIdHex, mark: g.owner.mark });
 
 /** nft processes this driver started (the backend's `nft -i`), found through /proc. */
 function nftChildren(): number[] {
@@ -57,22 +70,28 @@ async function settle(p: Promise<void>): Promise<string> {
     await p;
     return 'ok';
   } catch (e) {
-    return `rejected: ${e instanceof Error ? e.message : String(e)}`;
+    return `rejected: ${errorMessage(e)}`;
   }
 }
 
 async function handle(req: DriverRequest): Promise<unknown> {
   switch (req.op) {
-    case 'setup':
-      return firewall(req.table).setup(req.ports);
+    case 'setup': {
+      const daemon = req.asPid === undefined ? self() : { pid: req.asPid, startTicks: startTicksOf(req.asPid) ?? 0 };
+      return firewall(req.table).setup({ protectedPorts: req.ports, maxGrants: req.maxGrants ?? 1000, revokedMarks: req.revokedMarks ?? [], daemon });
+    }
     case 'grant':
       return firewall(req.table).grant(req.grants.map(grantOf));
     case 'grantConcurrently':
       return Promise.all(req.grants.map((g) => settle(firewall(req.table).grant([grantOf(g)]))));
-    case 'revoke':
-      return firewall(req.table).revoke(req.targets.map(target));
+    case 'close':
+      return firewall(req.table).close(req.targets.map(target));
     case 'list':
-      return listAllowed(req.table);
+      return (await firewall(req.table).list()).map(wireOf);
+    case 'revokedMarks':
+      return firewall(req.table).setRevokedMarks(req.marks);
+    case 'cut':
+      return firewall(req.table).cut((c) => c.source.text === req.source);
     case 'cleanup':
       return cleanup(req.table);
     case 'killNftThenGrant': {
@@ -95,8 +114,8 @@ async function handle(req: DriverRequest): Promise<unknown> {
       ms.sort((a, b) => a - b);
       return { medianMs: ms[ms.length >> 1], p90Ms: ms[Math.floor(ms.length * 0.9)], maxMs: ms.at(-1) };
     }
-    case 'close':
-      await Promise.all([...firewalls.values()].map((fw) => fw.close()));
+    case 'stop':
+      await Promise.all([...firewalls.values()].map((fw) => fw.stop()));
       firewalls.clear();
       return undefined;
   }
@@ -104,11 +123,11 @@ async function handle(req: DriverRequest): Promise<unknown> {
 
 const lines = createInterface({ input: process.stdin });
 // The test went away: release the nft processes so this driver can exit.
-lines.on('close', () => void handle({ op: 'close' }).finally(() => process.exit(0)));
+lines.on('close', () => void handle({ op: 'stop' }).finally(() => process.exit(0)));
 lines.on('line', (line) => {
   const { id, req } = JSON.parse(line) as { id: number; req: DriverRequest };
   handle(req).then(
     (value) => process.stdout.write(`${JSON.stringify({ id, ok: true, value: value ?? null } satisfies DriverResponse)}\n`),
-    (e: unknown) => process.stdout.write(`${JSON.stringify({ id, ok: false, error: e instanceof Error ? e.message : String(e) } satisfies DriverResponse)}\n`),
+    (e: unknown) => process.stdout.write(`${JSON.stringify({ id, ok: false, error: errorMessage(e) } satisfies DriverResponse)}\n`),
   );
 });
