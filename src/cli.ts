@@ -63,20 +63,22 @@ async function main(argv: string[]): Promise<number> {
   return (await command.load())(rest);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof OperatorError) {
-      process.stderr.write(`sesame: ${err.message}\n`);
-      process.exitCode = err.exitCode;
-    } else if (err instanceof TypeError && 'code' in err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`sesame: ${err.message}\n(see --help)\n`);
-      process.exitCode = EXIT.usage;
-    } else {
-      process.stderr.write(`sesame: internal error: ${err instanceof Error ? (err.stack ?? err.message) : errorMessage(err)}\n`);
-      process.exitCode = EXIT.failure;
-    }
-  },
-);
+/** The exit code and one line for a failure; the process then ends at once, whatever handles a half-done start left open. */
+function fail(err: unknown): never {
+  let code: number = EXIT.failure;
+  if (err instanceof OperatorError) {
+    process.stderr.write(`sesame: ${err.message}\n`);
+    code = err.exitCode;
+  } else if (err instanceof TypeError && 'code' in err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`sesame: ${err.message}\n(see --help)\n`);
+    code = EXIT.usage;
+  } else {
+    process.stderr.write(`sesame: internal error: ${err instanceof Error ? (err.stack ?? err.message) : errorMessage(err)}\n`);
+  }
+  // Writes to stderr are synchronous on Linux (files, pipes, terminals), so nothing is lost by exiting now.
+  process.exit(code);
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+}, fail);

@@ -1,5 +1,5 @@
 // Operator files: reading with clear errors (missing, unreadable, not JSON), naming places in them, and the one atomic writer (temp file, fsync, link or rename, directory fsync). Trusts nothing it reads.
-import { closeSync, constants, fchownSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchownSync, fstatSync, fsyncSync, linkSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { errnoCode, errorMessage, OperatorError } from './errors.ts';
 import type { ExitCode } from './errors.ts';
@@ -43,6 +43,60 @@ export function fileExists(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Reads a file without following a symbolic link at its last component, and returns its mode as fstat saw it on the
+ * very descriptor that was read: nothing can swap the file between the check and the read.
+ */
+export function readNoFollow(path: string, what: string, exitCode: ExitCode): { readonly text: string; readonly mode: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') throw new OperatorError(`${what} ${path} does not exist`, exitCode);
+    if (code === 'ELOOP') throw new OperatorError(`${what} ${path} is a symbolic link; refusing to follow it (point to the file itself)`, exitCode);
+    if (code === 'EACCES') throw new OperatorError(`${what} ${path} is not readable by this user (EACCES)`, exitCode);
+    throw new OperatorError(`cannot read ${what} ${path}: ${errorMessage(err)}`, exitCode);
+  }
+  try {
+    const mode = fstatSync(fd).mode;
+    return { text: readFileSync(fd, 'utf8'), mode };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Like sshd's check of its files: the file and every directory above it must be owned by root or by `uid` (the daemon's
+ * user) and not writable by group or others. A sticky world-writable directory (/tmp) passes, since others cannot
+ * replace what they do not own in it. Returns the problems, one line each; none means the file can be trusted.
+ */
+export function trustProblems(path: string, uid: number): string[] {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (err) {
+    return [`${path}: ${errorMessage(err)}`];
+  }
+  const problems: string[] = [];
+  for (let p = real, first = true; ; first = false) {
+    const st = statSync(p);
+    const mode = st.mode & 0o7777;
+    if (st.uid !== 0 && st.uid !== uid) problems.push(`${p} is owned by uid ${st.uid}, not by root or by the daemon's user (uid ${uid})`);
+    const sticky = !first && st.isDirectory() && (mode & 0o1000) !== 0;
+    if ((mode & 0o022) !== 0 && !sticky) problems.push(`${p} is writable by ${(mode & 0o020) !== 0 ? 'its group' : 'others'} (mode 0${(mode & 0o777).toString(8)}): fix it with chmod go-w ${p}`);
+    const up = dirname(p);
+    if (up === p) return problems;
+    p = up;
+  }
+}
+
+/** Refuses a file the daemon must not trust (see trustProblems), naming what it is. */
+export function requireTrusted(path: string, what: string, exitCode: ExitCode): void {
+  const problems = trustProblems(path, process.getuid?.() ?? 0);
+  if (problems.length > 0) throw new OperatorError(`refusing ${what} ${path}: ${problems.join('; ')}`, exitCode);
 }
 
 export interface WriteOptions {

@@ -78,6 +78,8 @@ export const TABLE = {
   admittedSize: 65_535,
   /** How long an admitted connection is remembered, and a cut one kept cut: conntrack's established TCP timeout (5 days). */
   admittedTimeoutSeconds: 432_000,
+  /** How long a connection that predates the table stays admitted by its exact addresses and ports (after that, only conntrack admits it). */
+  preexistingTimeoutSeconds: 86_400,
 } as const;
 
 /** Captured frames (pcap mode). */
@@ -115,5 +117,10 @@ export const LOCK = { waitSeconds: 10 } as const;
 /** The rate limiter: a full scan to evict idle sources at most this often, so a spoofed-source flood cannot turn each packet into an O(table) walk. */
 export const RATE_LIMIT = { evictScanEveryMs: 100 } as const;
 
-/** Drop events logged per interval; the rest are counted and summarised. */
+/**
+ * The drop log (server/log.ts). perInterval is log lines per budget per interval: each reason that involves a key, a user
+ * or the server's own state (revoked, replay, stale, ...) has its own budget, and the junk reasons (bad length, version,
+ * mac1 or box; malformed frames) share one; the rest are counted and summarised by reason. At most perInterval × (1 +
+ * those reasons) lines per interval, about 300 per 10 s with today's reasons if every one floods, 20 for a junk flood.
+ */
 export const DROP_LOG = { perInterval: 20, intervalMs: 10_000 } as const;

@@ -5,16 +5,15 @@ import { hostname } from 'node:os';
 import { DEFAULT_SERVER_CONFIG, parse } from './args.ts';
 import { formatAccess } from '../protocol/access.ts';
 import { loadConfig } from '../server/config.ts';
-import type { ServerConfig } from '../server/config.ts';
-import { EXIT, OperatorError } from '../errors.ts';
+import { errorMessage, EXIT, OperatorError } from '../errors.ts';
+import { check } from './check.ts';
 import { generateServerKeys } from '../protocol/keys.ts';
 import { writeFileAtomic } from '../files.ts';
-import { formatKeyLine, KEY_TYPE, readServerSecretKey, writeKeyPair } from '../protocol/keyfile.ts';
+import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../protocol/keyfile.ts';
 import { DEFAULTS } from '../limits.ts';
 import { cleanup } from '../server/nftables.ts';
 import { runServer } from '../server/daemon.ts';
 import { loadSodium } from '../protocol/sodium.ts';
-import { loadUsers } from '../server/users.ts';
 
 const HELP = `usage: sesame server [-c CONFIG] [--capture udp|pcap] [--interface NAME]...
        sesame server init DIR
@@ -28,7 +27,9 @@ nftables table (inet sesame); it touches nothing else.
   -c, --config FILE     server config (default ${DEFAULT_SERVER_CONFIG}); schema: src/schema/config.schema.json
       --capture MODE    override the config's capture mode for this run: udp (dgram socket) or pcap (passive)
       --interface NAME  pcap mode: interface to sniff (repeatable; default: the config's, or "any")
-      --check           validate config, users file and server key, print a summary, exit 0 or non-zero
+      --check           like sshd -t: config, users file (every error), file ownership and modes, server key
+                        (its fingerprint), nftables usable with this process's rights, capture, state
+                        directory; prints every problem and exits non-zero on any
       --cleanup         delete the nftables table (protected ports open to all again) and exit
   -h, --help            show this text
 
@@ -61,7 +62,13 @@ export async function server(argv: string[]): Promise<number> {
     config = { ...config, capture: { mode, interfaces: values.interface ?? config.capture.interfaces } };
   }
   if (values.cleanup === true) {
-    await cleanup(config.table);
+    try {
+      await cleanup(config.table);
+    } catch (err) {
+      const why = errorMessage(err);
+      const hint = /ENOENT/.test(why) ? ' (is nftables installed? apt-get install nftables)' : /Operation not permitted|EPERM/.test(why) ? ' (run it as root)' : '';
+      throw new OperatorError(`cannot remove nftables table inet ${config.table}: ${why}${hint}`, EXIT.firewall);
+    }
     process.stdout.write(`removed nftables table inet ${config.table} (if it existed); ${config.protect.map(formatAccess).join(', ')} no longer guarded\n`);
     return EXIT.ok;
   }
@@ -71,20 +78,6 @@ export async function server(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   await running.stopped;
-  return EXIT.ok;
-}
-
-async function check(config: ServerConfig): Promise<number> {
-  await loadSodium();
-  readServerSecretKey(config.serverKeyPath);
-  const users = loadUsers(config.usersPath);
-  const revoked = [...users.keys.values()].filter((k) => k.revoked).length;
-  process.stdout.write(
-    `${config.file}: ok\n  knock port ${config.knockPort} (${config.capture.mode}${config.capture.mode === 'udp' ? ` on ${config.listen.map((a) => a.text).join(', ')}` : ` on ${config.capture.interfaces.join(', ')}`})\n` +
-      `  protecting ${config.protect.map(formatAccess).join(', ')} in table inet ${config.table}\n` +
-      `  ${users.users.size} users, ${users.keys.size} keys (${revoked} revoked) in ${config.usersPath}\n` +
-      `  grants ${config.defaultDurationSeconds} s by default, at most ${config.maxDurationSeconds} s; freshness window ±${config.windowMs / 1000} s\n`,
-  );
   return EXIT.ok;
 }
 

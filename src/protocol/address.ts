@@ -17,7 +17,9 @@ export interface Cidr {
 
 const V4_MAPPED_PREFIX = Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff);
 
-function isV4Mapped(b: Uint8Array): boolean {
+/** 16 bytes of the form ::ffff:a.b.c.d: never a real IPv6 source or target (RFC 4291 2.5.5.2); sesame refuses them on the wire. */
+export function isV4Mapped(b: Uint8Array): boolean {
+  if (b.length !== 16) return false;
   for (let i = 0; i < 12; i++) if (b[i] !== V4_MAPPED_PREFIX[i]) return false;
   return true;
 }

@@ -1,5 +1,5 @@
 // The frame parser (pcap mode): link layer, IPv4/IPv6 and UDP headers of a captured frame, each length checked against the captured bytes. Input: untrusted bytes from libpcap; typed values out; drops are reason codes.
-import { addressFromBytes } from './address.ts';
+import { addressFromBytes, isV4Mapped } from './address.ts';
 import type { Address } from './address.ts';
 import { FRAME } from '../limits.ts';
 
@@ -235,9 +235,7 @@ function ipv6Source(raw: Uint8Array): Address | undefined {
   const isUnspecified = raw.every((b) => b === 0);
   const isMulticast = u8(raw, 0) === 0xff;
   // addressFromBytes folds ::ffff:a.b.c.d to IPv4: an IPv6 packet must not claim an IPv4 source.
-  let isMapped = u8(raw, 10) === 0xff && u8(raw, 11) === 0xff;
-  for (let i = 0; i < 10; i++) if (u8(raw, i) !== 0) isMapped = false;
-  if (isUnspecified || isMulticast || isMapped) return undefined;
+  if (isUnspecified || isMulticast || isV4Mapped(raw)) return undefined;
   return addressFromBytes(raw);
 }
 

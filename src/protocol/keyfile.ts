@@ -1,9 +1,8 @@
 // Key files: one-line text formats, 0600 atomic writes that never overwrite by accident, and ssh-like refusal of private keys others can read. Trusts nothing read from disk.
-import { statSync } from 'node:fs';
 import { fromBase64, serverPublicKey, serverSecretKey, toBase64, userPublicKey } from './bytes.ts';
 import type { ServerPublicKey, UserPublicKey } from './bytes.ts';
 import { errorMessage, EXIT, OperatorError } from '../errors.ts';
-import { fileExists, FileExistsError, readText, writeFileAtomic } from '../files.ts';
+import { fileExists, FileExistsError, readNoFollow, readText, writeFileAtomic } from '../files.ts';
 import { serverKeysFromSecret, userKeysFromSeed } from './keys.ts';
 import type { ServerKeys, UserKeys } from './keys.ts';
 import { sodium } from './sodium.ts';
@@ -66,8 +65,8 @@ export function parseServerPublicKey(line: string): PublicKeyLine<ServerPublicKe
 }
 
 /** Like OpenSSH's sshkey_perm_ok: a private key others can read is refused, not silently used. */
-function checkPrivateKeyMode(path: string): void {
-  const mode = statSync(path).mode & 0o777;
+function checkPrivateKeyMode(path: string, fileMode: number): void {
+  const mode = fileMode & 0o777;
   if ((mode & 0o077) !== 0) {
     throw keyError(
       `Permissions 0${mode.toString(8)} for '${path}' are too open.\n` +
@@ -78,8 +77,8 @@ function checkPrivateKeyMode(path: string): void {
 }
 
 function readSecret(path: string, type: string, what: string): Uint8Array {
-  const text = readText(path, what, EXIT.key);
-  checkPrivateKeyMode(path);
+  const { text, mode } = readNoFollow(path, what, EXIT.key);
+  checkPrivateKeyMode(path, mode);
   const parts = splitLine(text.split('\n')[0] ?? '');
   if (parts === undefined || parts.type !== type || parts.blob.length !== 32) throw keyError(`${path} is not a ${what} (expected one line "${type} BASE64")`);
   return parts.blob;

@@ -1,4 +1,5 @@
 // Key material and the hashes derived from it (mac1 key, key id). Inputs are branded, length-checked bytes.
+import { createHash } from 'node:crypto';
 import { concat, keyId, mac1Key, serverPublicKey, serverSecretKey, userPublicKey, userSecretKey, utf8 } from './bytes.ts';
 import type { KeyId, Mac1Key, ServerPublicKey, ServerSecretKey, UserPublicKey, UserSecretKey } from './bytes.ts';
 import { KEY_BYTES, LABEL } from './layout.ts';
@@ -42,4 +43,13 @@ export function userKeysFromSeed(seed: Uint8Array): UserKeys {
 
 export function generateUserKeys(): UserKeys {
   return userKeysFromSeed(sodium().randombytes_buf(KEY_BYTES.userSeed));
+}
+
+/**
+ * A public key's fingerprint as ssh-keygen -l prints one: "SHA256:" and the unpadded base64 of SHA-256 over the 32 key
+ * bytes. For people to compare, not a protocol value; SHA-256 comes from node:crypto because libsodium.js's standard
+ * build has no SHA-256.
+ */
+export function fingerprint(publicKey: Uint8Array): string {
+  return `SHA256:${createHash('sha256').update(publicKey).digest('base64').replace(/=+$/, '')}`;
 }

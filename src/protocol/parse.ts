@@ -2,7 +2,7 @@
 // msgpackr/unpack resolves to the pure-JS build in Node: the native string extractor (msgpackr-extract) never sees untrusted bytes.
 import { Unpackr } from 'msgpackr/unpack';
 import type { Access } from './access.ts';
-import { addressFromBytes } from './address.ts';
+import { addressFromBytes, isV4Mapped } from './address.ts';
 import type { Address } from './address.ts';
 import { keyId } from './bytes.ts';
 import type { KeyId } from './bytes.ts';
@@ -98,6 +98,8 @@ export function decodePayload(bytes: Uint8Array): Result<Payload> {
     return drop(DROP.badPayload, { why: 'msgpack' });
   }
   if (!validatePayload(decoded)) return drop(DROP.badPayload, { why: 'schema' });
+  // An IPv4 target is 4 bytes; ::ffff:a.b.c.d would let one address be named two ways (and pass as IPv4 to `from`).
+  if (decoded.o !== undefined && isV4Mapped(decoded.o)) return drop(DROP.badPayload, { why: 'mapped address' });
   const access = decoded.a.map(([proto, port]): Access => ({ proto: proto === 'udp' ? 'udp' : 'tcp', port }));
   const openAddress = decoded.o === undefined ? undefined : addressFromBytes(decoded.o);
   return ok({

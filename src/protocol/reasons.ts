@@ -1,6 +1,8 @@
 // Drop reason codes and the result type every packet step returns: a dropped packet is a value, not an exception.
 
 export const DROP = {
+  /** A source no knocking host has: an IPv4-mapped IPv6 address (::ffff:a.b.c.d), as a UDP socket reports it. */
+  badSource: 'bad_source',
   /** Packet length outside [MIN_PACKET_BYTES, MAX_PACKET_BYTES]. */
   badLength: 'bad_length',
   /** First four bytes are not "ses" + version 1. */
@@ -37,6 +39,8 @@ export const DROP = {
   grantBookFull: 'grant_book_full',
   /** The firewall refused or failed to add the grant. */
   firewallError: 'firewall_error',
+  /** A bug: a step threw instead of returning a reason. Counted and logged; the daemon keeps serving. */
+  internalError: 'internal_error',
 } as const;
 
 export type DropReason = (typeof DROP)[keyof typeof DROP];

@@ -1,4 +1,5 @@
 // Knock capture by passive libpcap sniffing (optional package 'cap'): sees packets before netfilter drops them and needs no bound socket. Trusts nothing in a frame: wire.ts parses it.
+import { existsSync } from 'node:fs';
 import { errorMessage } from '../errors.ts';
 import type { Capture, OnPacket } from './capture.ts';
 import { CAPTURE } from '../limits.ts';
@@ -16,6 +17,8 @@ export interface PcapCaptureOptions {
   readonly onDrop?: (reason: FrameDrop) => void;
   /** Tests inject a loader that fails; the daemon uses the default. */
   readonly loadBinding?: () => Promise<CapBinding>;
+  /** Whether a network interface exists; tests with a fake binding say yes. Default: /sys/class/net in this namespace. */
+  readonly interfaceExists?: (name: string) => boolean;
 }
 
 export const INSTALL_HINT = 'pcap capture needs the optional package cap and libpcap: apt-get install libpcap-dev && npm install cap';
@@ -43,6 +46,7 @@ export class PcapCapture implements Capture {
   readonly #port: number;
   readonly #onDrop: (reason: FrameDrop) => void;
   readonly #load: () => Promise<CapBinding>;
+  readonly #exists: (name: string) => boolean;
   #handles: CapHandle[] = [];
   #started = false;
 
@@ -58,6 +62,7 @@ export class PcapCapture implements Capture {
     this.#port = port;
     this.#onDrop = options.onDrop ?? (() => {});
     this.#load = options.loadBinding ?? loadCap;
+    this.#exists = options.interfaceExists ?? ((name) => existsSync(`/sys/class/net/${name}`));
   }
 
   async start(onPacket: OnPacket): Promise<void> {
@@ -93,6 +98,8 @@ export class PcapCapture implements Capture {
   #open(binding: CapBinding, device: string, onPacket: OnPacket): CapHandle {
     // cap always opens in promiscuous mode and prints a libpcap warning on stderr for an interface without IPv4
     // address (and for 'any'). Cooked captures mark frames for other hosts (dropped in wire.ts); Ethernet ones cannot.
+    // Checked first: for a missing interface libpcap would also print its own warning, and the operator gets two lines.
+    if (device !== 'any' && !this.#exists(device)) throw new Error(`pcap capture cannot open interface "${device}": no such interface in this network namespace (ip link lists them)`);
     const handle = new binding.Cap();
     const buffer = Buffer.alloc(CAPTURE.pcapFrameBufferBytes);
     // A plain view, so that slice() below copies (Buffer#slice would not).

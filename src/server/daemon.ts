@@ -1,5 +1,5 @@
 // The daemon around the packet path: loads config, keys and users (refusing to start on any error), sets up the firewall table, then feeds captured packets to the pipeline until SIGTERM/SIGINT.
-import { watch } from 'node:fs';
+import { accessSync, constants, watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Capture, OnPacket } from './capture.ts';
@@ -8,10 +8,12 @@ import { UdpCapture } from './capture-udp.ts';
 import type { ServerConfig } from './config.ts';
 import { errorMessage, EXIT, OperatorError } from '../errors.ts';
 import { formatAccess } from '../protocol/access.ts';
+import { DROP } from '../protocol/reasons.ts';
 import { TableInUseError } from './firewall.ts';
 import type { Firewall, TableSetup } from './firewall.ts';
 import { revokedMarks, syncKernel, trySyncKernel } from './enforce.ts';
 import { readServerSecretKey } from '../protocol/keyfile.ts';
+import { fingerprint } from '../protocol/keys.ts';
 import { createLogger, DropLog } from './log.ts';
 import type { Logger } from './log.ts';
 import { NftablesFirewall } from './nftables.ts';
@@ -24,7 +26,9 @@ import { loadUsers } from './users.ts';
 import type { UserTable } from './users.ts';
 import { keyChanges, lostOpenOther, policyChanges, policyView } from './users-diff.ts';
 import { DAEMON, DROP_LOG } from '../limits.ts';
+import { requireTrusted } from '../files.ts';
 import { self } from '../process.ts';
+import { establishedTo } from './sockets.ts';
 
 export interface RunningServer {
   /** Re-reads the users file now (what SIGHUP and the file watch do). */
@@ -33,9 +37,26 @@ export interface RunningServer {
   readonly stopped: Promise<void>;
 }
 
+/** Checks the capture's settings (an operator error if they are wrong) without opening anything yet. */
 function openCapture(config: ServerConfig, drops: DropLog): Capture {
-  if (config.capture.mode === 'udp') return new UdpCapture(config.listen, config.knockPort);
-  return new PcapCapture({ interfaces: config.capture.interfaces, port: config.knockPort, onDrop: (reason) => drops.record(reason, undefined) });
+  if (config.capture.mode === 'udp') return new UdpCapture(config.listen, config.knockPort, (reason) => drops.record(reason, undefined));
+  try {
+    return new PcapCapture({ interfaces: config.capture.interfaces, port: config.knockPort, onDrop: (reason) => drops.record(reason, undefined) });
+  } catch (err) {
+    throw new OperatorError(errorMessage(err), EXIT.usage);
+  }
+}
+
+/** The replay record, loaded before anything runs: a state directory that cannot be used stops the start at once. */
+function openReplay(config: ServerConfig, now: () => number): ReplayStore {
+  const dir = join(config.stateDir, 'replay');
+  try {
+    const replay = new ReplayStore({ dir, windowMs: config.windowMs, maxEntries: config.limits.maxReplayEntries, now });
+    accessSync(dir, constants.W_OK);
+    return replay;
+  } catch (err) {
+    throw new OperatorError(`cannot use the state directory ${config.stateDir} for the replay record: ${errorMessage(err)}`, EXIT.state);
+  }
 }
 
 async function startCapture(capture: Capture, config: ServerConfig, onPacket: OnPacket): Promise<void> {
@@ -54,6 +75,7 @@ async function setupFirewall(firewall: Firewall, config: ServerConfig, users: Us
     maxGrants: config.limits.maxGrants,
     revokedMarks: revokedMarks(users, []).marks,
     daemon: self(),
+    established: establishedTo(new Set(config.protect.filter((a) => a.proto === 'tcp').map((a) => a.port))),
   };
   try {
     await firewall.setup(setup);
@@ -95,18 +117,27 @@ export async function runServer(config: ServerConfig, log: Logger = createLogger
 
 async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: (handler: () => void) => void): Promise<RunningServer> {
   await loadSodium();
+  // Like sshd: files that others could have written are not trusted with who may open what.
+  requireTrusted(config.file, 'config file', EXIT.config);
+  requireTrusted(config.usersPath, 'users file', EXIT.config);
+  requireTrusted(config.serverKeyPath, 'server private key', EXIT.key);
   const server = readServerSecretKey(config.serverKeyPath);
   let users = loadUsers(config.usersPath);
   const now = (): number => Date.now();
+  const replay = openReplay(config, now);
+  const drops = new DropLog(log, { ...DROP_LOG, now });
+  const capture = openCapture(config, drops);
   const firewall = new NftablesFirewall({ table: config.table });
-  await setupFirewall(firewall, config, users);
+  // On any failure from here on, leave nothing running (the nft helper would keep this process alive); the table stays.
+  const abandon = async (err: unknown): Promise<never> => {
+    await capture.close().catch(() => undefined);
+    await firewall.stop().catch(() => undefined);
+    replay.close();
+    throw err;
+  };
+  await setupFirewall(firewall, config, users).catch(abandon);
   // Keys revoked or removed while no daemon ran, and grants a narrowed policy no longer allows, close before any knock.
-  try {
-    await syncKernel(firewall, users, log);
-  } catch (err) {
-    await firewall.stop();
-    throw new OperatorError(`cannot read or update nftables table inet ${config.table}: ${errorMessage(err)}`, EXIT.firewall);
-  }
+  await syncKernel(firewall, users, log).catch((err: unknown) => abandon(new OperatorError(`cannot read or update nftables table inet ${config.table}: ${errorMessage(err)}`, EXIT.firewall)));
   // Kernel changes after start are serialised: a reload's listing never interleaves with another's closing.
   let kernel: Promise<unknown> = Promise.resolve();
   const serially = (task: () => Promise<void>): Promise<void> => {
@@ -114,8 +145,6 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     kernel = run.catch(() => undefined);
     return run;
   };
-  const replay = new ReplayStore({ dir: join(config.stateDir, 'replay'), windowMs: config.windowMs, maxEntries: config.limits.maxReplayEntries, now });
-  const drops = new DropLog(log, { ...DROP_LOG, now });
   const deps: PipelineDeps = {
     server,
     users: () => users,
@@ -133,6 +162,7 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
   const reload = async (): Promise<void> => {
     let next: UserTable;
     try {
+      requireTrusted(config.usersPath, 'users file', EXIT.config);
       next = loadUsers(config.usersPath);
     } catch (err) {
       log.error({ event: 'users.rejected', file: config.usersPath, errors: errorMessage(err).split('\n') }, 'users file refused; keeping the last good version');
@@ -146,15 +176,14 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     await serially(() => trySyncKernel(firewall, next, log, { lostOpenOther: narrowed, previous: before }));
   };
 
-  const capture = openCapture(config, drops);
-  try {
-    await startCapture(capture, config, (packet, source) => handlePacket(deps, packet, source));
-  } catch (err) {
-    // Leave nothing running (the nft helper process would keep this process alive); the table stays, ports stay closed.
-    await firewall.stop();
-    replay.close();
-    throw err;
-  }
+  await startCapture(capture, config, (packet, source) => {
+    try {
+      handlePacket(deps, packet, source);
+    } catch (err) {
+      // A step that throws is a bug; one packet must not end the daemon (the ports would stay closed until a restart).
+      drops.record(DROP.internalError, source, { err: errorMessage(err).slice(0, 200) });
+    }
+  }).catch(abandon);
 
   // Watch the directory: editors and `sesame user` replace the file by rename, which a watch on the file itself would miss.
   let pending: NodeJS.Timeout | undefined;
@@ -167,7 +196,7 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
 
   const housekeeping = setInterval(() => drops.flush(), DAEMON.housekeepingMs);
   housekeeping.unref();
-  log.info({ event: 'server.started', knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map(formatAccess) }, 'sesame server started');
+  log.info({ event: 'server.started', serverKey: fingerprint(server.publicKey), knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map(formatAccess) }, 'sesame server started');
 
   let resolveStopped = (): void => {};
   const stopped = new Promise<void>((resolve) => {

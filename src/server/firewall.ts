@@ -4,6 +4,7 @@ import type { Address } from '../protocol/address.ts';
 import type { KeyId } from '../protocol/bytes.ts';
 import { toHex } from '../protocol/bytes.ts';
 import type { ProcessId } from '../process.ts';
+import type { EstablishedConnection } from './sockets.ts';
 
 export interface GrantTarget {
   readonly address: Address;
@@ -62,6 +63,8 @@ export interface TableSetup {
   readonly revokedMarks: readonly number[];
   /** This process, recorded as the table's one daemon; start-up fails if another running daemon holds it. */
   readonly daemon: ProcessId;
+  /** TCP connections to protected ports that were established before the table: admitted, so starting sesame freezes no session. */
+  readonly established: readonly EstablishedConnection[];
 }
 
 /** Thrown by setup() when another running daemon already manages the table; names that daemon. */

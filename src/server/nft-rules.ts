@@ -122,6 +122,20 @@ export function releaseCommand(table: string, me: ProcessId): string {
   return `delete element inet ${checkTable(table)} owner { ${ownerElement(me)} }`;
 }
 
+/** One element per connection that predates the table: peer address . peer port . local port, self-expiring. */
+function preexistingElements(t: string, established: TableSetup['established']): string[] {
+  const out: string[] = [];
+  for (const family of [4, 6] as const) {
+    const keys = established.filter((c) => c.remote.family === family).map((c) => {
+      const address = addressFromBytes(c.remote.bytes);
+      if (address === undefined || address.family !== family || !isPort(c.remotePort) || !isPort(c.localPort)) throw new Error('bad established connection');
+      return `${address.text} . ${c.remotePort} . ${c.localPort} timeout ${TABLE.preexistingTimeoutSeconds}s`;
+    });
+    if (keys.length > 0) out.push(`add element ${t} preexisting${family} { ${[...new Set(keys)].join(', ')} }`);
+  }
+  return out;
+}
+
 /** Rules for the knock port (see KnockPortGuard); integers only, checked here. */
 function guardRules(t: string, g: KnockPortGuard | undefined): string[] {
   if (g === undefined) return [];
@@ -166,12 +180,16 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     `add set ${t} admitted4 { typeof ct id . ip saddr . ct mark; ${admitted} }`,
     `add set ${t} admitted6 { typeof ct id . ip6 saddr . ct mark; ${admitted} }`,
     `add set ${t} owner { type mark . mark; }`,
+    `add set ${t} preexisting4 { type ipv4_addr . inet_service . inet_service; flags timeout; }`,
+    `add set ${t} preexisting6 { type ipv6_addr . inet_service . inet_service; flags timeout; }`,
     // Per-source packet meters for the knock port: bounded (size) and self-cleaning (timeout).
     `add set ${t} knockers4 { type ipv4_addr; size ${TABLE.meterSize}; flags dynamic,timeout; timeout ${TABLE.meterTimeoutSeconds}s; }`,
     `add set ${t} knockers6 { type ipv6_addr; size ${TABLE.meterSize}; flags dynamic,timeout; timeout ${TABLE.meterTimeoutSeconds}s; }`,
     `add chain ${t} input { type filter hook input priority -10; policy accept; }`,
     `flush chain ${t} input`,
     ...guardRules(t, s.guard),
+    // Local connections are the host's own business: sesame guards the network, not loopback.
+    `add rule ${t} input iif "lo" accept`,
     // Connections a revoked key admitted, and connections cut by `sesame grant close`, stop before conntrack lets them through.
     `add rule ${t} input ct mark @revoked meta l4proto . th dport @protected drop`,
     `add rule ${t} input ct id @cut drop`,
@@ -183,10 +201,14 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     `add rule ${t} input ct state new ip6 saddr . meta l4proto . th dport @allow6 add @admitted6 { ct id . ip6 saddr . ct mark }`,
     `add rule ${t} input ip saddr . meta l4proto . th dport @allow4 accept`,
     `add rule ${t} input ip6 saddr . meta l4proto . th dport @allow6 accept`,
+    // A session open before the table existed may be unknown to conntrack (a host without a stateful firewall): admit its exact 4-tuple.
+    `add rule ${t} input meta l4proto tcp ip saddr . th sport . th dport @preexisting4 accept`,
+    `add rule ${t} input meta l4proto tcp ip6 saddr . th sport . th dport @preexisting6 accept`,
     `add rule ${t} input meta l4proto . th dport @protected drop`,
     `flush set ${t} protected`,
     ...(ports.length > 0 ? [`add element ${t} protected { ${ports.join(', ')} }`] : []),
     revokedMarksCommand(table, s.revokedMarks).replaceAll('; ', '\n'),
+    ...preexistingElements(t, s.established),
     ...plan.staleOwners.map((p) => `delete element ${t} owner { ${ownerElement(p)} }`),
     ...(plan.alreadyOwner ? [] : [`create element ${t} owner { ${ownerElement(s.daemon)} }`]),
     '',

@@ -58,6 +58,12 @@ export class NftablesFirewall implements Firewall {
     this.#nft.warm();
   }
 
+  /** Checks the set-up transaction against the running kernel without applying it (nft -c), as `sesame server --check` does. */
+  async check(s: TableSetup): Promise<void> {
+    const view = await this.read();
+    await runNft(this.#nftPath, ['-c', '-f', '-'], setupScript(this.table, s, { staleOwners: [], legacySets: view.legacySets, alreadyOwner: true }));
+  }
+
   async grant(grants: readonly Grant[]): Promise<void> {
     const line = grantCommand(this.table, grants);
     if (line === '') return;

@@ -17,6 +17,8 @@ export function decide(payload: Payload, source: Address, user: UserPolicy, boun
   if (user.from.length > 0 && !user.from.some((c) => cidrContains(c, source))) return drop(DROP.sourceNotAllowed, { user: user.name, source: source.text });
   const target = payload.openAddress ?? source;
   if (target.text !== source.text && !user.mayOpenOtherAddress) return drop(DROP.addressNotAllowed, { user: user.name, source: source.text, open: target.text });
+  // `from` bounds the address opened as well as the one knocking: a NAT user names an address in their own networks.
+  if (target !== source && user.from.length > 0 && !user.from.some((c) => cidrContains(c, target))) return drop(DROP.addressNotAllowed, { user: user.name, source: source.text, open: target.text });
   for (const a of payload.access) {
     if (!user.ports.some((p) => sameAccess(p, a))) return drop(DROP.portNotAllowed, { user: user.name, port: formatAccess(a) });
   }

@@ -90,7 +90,8 @@ const sll2 = (ip: Uint8Array): Uint8Array => Uint8Array.from([0x08, 0x00, 0, 0, 
 const KNOCK = Uint8Array.from({ length: 120 }, (_, i) => (i * 13 + 1) & 0xff);
 
 describe('options and frame handling (fake binding)', () => {
-  const opts = (o: Partial<PcapCaptureOptions>): PcapCaptureOptions => ({ interfaces: ['eth0'], port: PORT, ...o });
+  // The fake binding knows any interface name; the sysfs check is for the real one.
+  const opts = (o: Partial<PcapCaptureOptions>): PcapCaptureOptions => ({ interfaces: ['eth0'], port: PORT, interfaceExists: () => true, ...o });
 
   test('bad options are operator errors at construction', () => {
     for (const port of [0, 65_536, 1.5, Number.NaN]) assert.throws(() => new PcapCapture(opts({ port })), /knock port/);

@@ -74,7 +74,7 @@ describe('input checks (no nft needed)', () => {
   });
 
   test('the setup script declares the table idempotently, deduplicates protected ports, and claims the table in the same transaction', () => {
-    const setup = { protectedPorts: [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }, { proto: 'tcp', port: 22 }], maxGrants: 100, revokedMarks: [0x80000005], daemon: { pid: 42, startTicks: 7 } } as const;
+    const setup = { protectedPorts: [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }, { proto: 'tcp', port: 22 }], maxGrants: 100, revokedMarks: [0x80000005], daemon: { pid: 42, startTicks: 7 }, established: [{ remote: addr('10.0.0.9'), remotePort: 50000, localPort: 22 }] } as const;
     const plan = { staleOwners: [{ pid: 41, startTicks: 6 }], legacySets: false, alreadyOwner: false };
     const script = setupScript('sesame', setup, plan);
     assert.match(script, /^add element inet sesame protected \{ tcp \. 22, udp \. 53 \}$/m);
@@ -82,7 +82,8 @@ describe('input checks (no nft needed)', () => {
     assert.match(script, /^flush set inet sesame revoked\nadd element inet sesame revoked \{ 0x80000005 \}$/m);
     assert.match(script, /^delete element inet sesame owner \{ 0x00000029 \. 0x00000006 \}\ncreate element inet sesame owner \{ 0x0000002a \. 0x00000007 \}\n$/m);
     assert.doesNotMatch(script, /delete table|flush table|flush (set|map) inet sesame allow|delete set/);
-    assert.doesNotMatch(setupScript('sesame', { ...setup, protectedPorts: [], revokedMarks: [] }, { ...plan, staleOwners: [] }), /add element/);
+    assert.match(script, /^add element inet sesame preexisting4 \{ 10\.0\.0\.9 \. 50000 \. 22 timeout 86400s \}$/m);
+    assert.doesNotMatch(setupScript('sesame', { ...setup, protectedPorts: [], revokedMarks: [], established: [] }, { ...plan, staleOwners: [] }), /add element/);
     assert.doesNotMatch(setupScript('sesame', setup, { ...plan, alreadyOwner: true }), /create element/);
     assert.match(setupScript('sesame', setup, { ...plan, legacySets: true }), /^flush chain inet sesame input\ndelete set inet sesame allow4\ndelete set inet sesame allow6$/m);
   });
@@ -210,7 +211,7 @@ describe('nftables in a network namespace', { skip }, () => {
     for (const expected of [
       'set protected {', 'type inet_proto . inet_service', 'map allow4 {', 'type ipv4_addr . inet_proto . inet_service : mark',
       'map allow6 {', 'type ipv6_addr . inet_proto . inet_service : mark', 'flags timeout', 'set revoked {', 'set owner {',
-      'chain input {', 'type filter hook input priority filter - 10; policy accept;',
+      'chain input {', 'type filter hook input priority filter - 10; policy accept;', 'iif "lo" accept',
       'ct mark @revoked meta l4proto . th dport @protected drop', 'ct id @cut drop', 'ct state established,related accept',
       'ct state new ct mark set ip saddr . meta l4proto . th dport map @allow4',
       'ip saddr . meta l4proto . th dport @allow4 accept', 'ip6 saddr . meta l4proto . th dport @allow6 accept', 'meta l4proto . th dport @protected drop',

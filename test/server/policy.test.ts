@@ -51,3 +51,11 @@ test('duration: default, user cap, server cap; grants carry it', () => {
   assert.equal(ttl(payload({ durationSeconds: 86_400 }), { ...user, maxDurationSeconds: undefined }), 300, 'server cap');
   assert.equal(ttl(payload({ durationSeconds: 86_400 }), { ...user, maxDurationSeconds: 10_000 }), 300, 'server cap beats a larger user cap');
 });
+
+test('`from` bounds the address a knock may open, not only the one it comes from', () => {
+  const u = { ...user, mayOpenOtherAddress: true, from: [parseCidr('10.0.0.0/24') ?? assert.fail(), parseCidr('198.51.100.0/24') ?? assert.fail()] };
+  assert.equal(verdict(payload({ openAddress: addr('198.51.100.7') }), u), 'ok', 'another address inside from');
+  assert.equal(verdict(payload({ openAddress: addr('203.0.113.9') }), u), DROP.addressNotAllowed, 'an address outside from');
+  assert.equal(verdict(payload({ openAddress: addr('2001:db8::1') }), u), DROP.addressNotAllowed, 'another family outside from');
+  assert.equal(verdict(payload({ openAddress: addr('203.0.113.9') }), { ...u, from: [] }), 'ok', 'no from: any address, as before');
+});

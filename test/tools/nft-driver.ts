@@ -78,7 +78,7 @@ async function handle(req: DriverRequest): Promise<unknown> {
   switch (req.op) {
     case 'setup': {
       const daemon = req.asPid === undefined ? self() : { pid: req.asPid, startTicks: startTicksOf(req.asPid) ?? 0 };
-      return firewall(req.table).setup({ protectedPorts: req.ports, maxGrants: req.maxGrants ?? 1000, revokedMarks: req.revokedMarks ?? [], daemon });
+      return firewall(req.table).setup({ protectedPorts: req.ports, maxGrants: req.maxGrants ?? 1000, revokedMarks: req.revokedMarks ?? [], daemon, established: [] });
     }
     case 'grant':
       return firewall(req.table).grant(req.grants.map(grantOf));
