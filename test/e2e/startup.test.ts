@@ -56,7 +56,7 @@ describe('start-up and faults end to end', { skip }, () => {
   before(async () => {
     await loadSodium();
     topo = await createTopology('e2estart');
-    dir = makeServerDir({ knockPort: KNOCK_PORT, protect: [`tcp/${PORT}`], listen: ['0.0.0.0'] });
+    dir = makeServerDir({ knockPort: KNOCK_PORT, protect: [`tcp/${PORT}`] });
     alice = dir.userKey('alice');
     dir.writeUsers({ alice: userEntry(alice) });
     listeners.push(await startTcpListener(topo.server.ns, '0.0.0.0', PORT), await startTcpListener(topo.server.ns, '::', PORT));
@@ -96,6 +96,28 @@ describe('start-up and faults end to end', { skip }, () => {
       assert.equal(await tcpConnect(topo.server.ns, '127.0.0.1', PORT, 2000), true, '127.0.0.1');
       assert.equal(await tcpConnect(topo.server.ns, '::1', PORT, 2000), true, '::1');
       assert.equal(await connect(topo.client.v4b), false, 'while the network stays closed');
+    } finally {
+      await daemon.kill('SIGTERM');
+    }
+  });
+
+  test('an IPv6 datagram from an IPv4-mapped source is dropped (bad_source): it cannot pose as the IPv4 address', async () => {
+    assert.equal((await cli(['grant', 'close', '--user', 'alice', '-c', dir.configPath])).code, 0);
+    assert.equal(await connect(), false, 'no grant left from the tests before');
+    const daemon = new Daemon(topo.server.ns, dir.configPath);
+    try {
+      await daemon.event('server.started', 10_000);
+      const link = JSON.parse((await execIn(topo.server.ns, ['ip', '-j', 'link', 'show', 'veth-srv'])).stdout) as { address: string }[];
+      const mac = link[0]?.address ?? assert.fail('the server veth has a MAC address');
+      const since = daemon.events.length;
+      const tool = new URL('../../../test/tools/send-raw6.py', import.meta.url).pathname;
+      const sent = await execIn(topo.client.ns, ['python3', tool, 'veth-cli', mac, `::ffff:${topo.client.v4}`, topo.server.v6, String(KNOCK_PORT), Buffer.from(knock()).toString('hex')]);
+      assert.equal(sent.code, 0, sent.stderr);
+      const dropped = await daemon.dropped('bad_source', 5000, since);
+      assert.equal(dropped['source'], undefined, 'no address is reported for it');
+      await sleep(300);
+      assert.ok(!daemon.events.slice(since).some((e) => e.event === 'knock.accepted' || e.event === 'grant.opened'), 'nothing accepted');
+      assert.equal(await connect(), false, 'the IPv4 address it claimed did not get a grant');
     } finally {
       await daemon.kill('SIGTERM');
     }
