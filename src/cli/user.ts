@@ -1,4 +1,4 @@
-// `sesame user add | list | show | revoke | remove`: flags, printing and the file I/O around the document edits in server/users-edit.ts. Operator input: flags, key files and the users file.
+// `sesame user add | list | show | revoke | remove`: flags, printing and the file I/O around the document edits in server/users-edit.ts. Operator input: flags and key files (control characters refused), the users file (printed escaped).
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { userInfo } from 'node:os';
@@ -12,6 +12,7 @@ import { loadConfig } from '../server/config.ts';
 import { parseUsers, validateUsersFile } from '../server/users.ts';
 import type { UsersFile } from '../server/users.ts';
 import { addKey, normalKeyLine, revokedViews, revokeKeys, setPolicy, userViews } from '../server/users-edit.ts';
+import { printable, printableJson, requirePrintable } from '../text.ts';
 
 const HELP = `usage: sesame user add NAME --key FILE_OR_LINE [--ports tcp/22,...] [--max-duration 30s] [--from CIDR,...] [--may-open-other] [--force]
        sesame user set NAME [--ports LIST] [--max-duration D] [--from LIST] [--may-open-other | --no-may-open-other]
@@ -43,6 +44,9 @@ a narrowed policy no longer allows. A server that was not running does the same 
                     close and the connections they admitted stop passing traffic
     --keep-sessions only refuse new knocks and connections; established ones keep working
   remove NAME       revoke all the user's keys and delete the user
+
+Arguments and key comments may not hold control characters (C0, DEL, C1, bidirectional overrides);
+list and show print any that a hand edit put in the file escaped, as \\xNN or \\u{NNNN}.
 `;
 
 export async function user(argv: string[]): Promise<number> {
@@ -60,6 +64,9 @@ export async function user(argv: string[]): Promise<number> {
     json: { type: 'boolean' },
   }, true);
   const [action, name, ...extra] = positionals;
+  // Everything given here may end up in the file and on an admin's terminal, and is echoed in errors: refused once, here.
+  for (const [flag, value] of Object.entries(values)) if (typeof value === 'string') requirePrintable(`--${flag}`, value, EXIT.usage);
+  positionals.forEach((p, i) => requirePrintable(i === 0 ? 'the action' : i === 1 ? 'the user NAME' : 'an argument', p, EXIT.usage));
   if (values.help === true || action === undefined) {
     process.stdout.write(HELP);
     return values.help === true ? EXIT.ok : EXIT.usage;
@@ -109,7 +116,7 @@ export async function user(argv: string[]): Promise<number> {
     replaceFile(usersPath, `${JSON.stringify(doc, null, 2)}\n`);
     return message;
   });
-  process.stdout.write(`${said}\n`);
+  process.stdout.write(`${printable(said)}\n`);
   return EXIT.ok;
 }
 
@@ -148,14 +155,16 @@ function whoAmI(): string {
   }
 }
 
-function table(rows: string[][]): string {
+/** Cells escaped (printable) before they are measured. */
+function table(unsafe: string[][]): string {
+  const rows = unsafe.map((r) => r.map(printable));
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
 }
 
 function list(doc: UsersFile, json: boolean): number {
   if (json) {
-    process.stdout.write(`${JSON.stringify({ users: userViews(doc), revoked: revokedViews(doc) }, null, 2)}\n`);
+    process.stdout.write(`${printableJson({ users: userViews(doc), revoked: revokedViews(doc) })}\n`);
     return EXIT.ok;
   }
   const rows = [['USER', 'STATUS', 'KEYS', 'PORTS', 'MAX', 'FROM']];
@@ -175,7 +184,7 @@ function show(doc: UsersFile, name: string, json: boolean): number {
   if (v === undefined) throw new OperatorError(`no user "${name}" (sesame user list shows who there is)`, EXIT.config);
   const revoked = revokedViews(doc).filter((r) => r.user === name);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ...v, revoked }, null, 2)}\n`);
+    process.stdout.write(`${printableJson({ ...v, revoked })}\n`);
     return EXIT.ok;
   }
   const lines = [
@@ -188,7 +197,7 @@ function show(doc: UsersFile, name: string, json: boolean): number {
     ...v.keys.map((k) => `    ${k.keyId}  ${k.comment}${k.added === undefined ? '' : `  (added ${k.added})`}`),
     ...(revoked.length === 0 ? [] : ['  revoked', ...revoked.map((r) => `    ${r.keyId}  ${r.comment}  ${r.at} by ${r.by}${r.reason === '' ? '' : `: ${r.reason}`}${r.reinstated === undefined ? '' : `; reinstated ${r.reinstated.at}${r.reinstated.by === undefined ? '' : ` by ${r.reinstated.by}`}`}`)]),
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${lines.map(printable).join('\n')}\n`);
   return EXIT.ok;
 }
 

@@ -1,4 +1,4 @@
-// Edits of the users document as pure functions (no I/O): add a key, revoke keys, remove a user, and the views that listings print. Input: a schema-valid document and operator values; problems are operator errors.
+// Edits of the users document as pure functions (no I/O): add a key, revoke keys, remove a user, and the views that listings print. Input: a schema-valid document (its text unchecked: printers escape it) and operator values (arguments checked by cli/user.ts); problems are operator errors.
 import { EXIT, OperatorError } from '../errors.ts';
 import { formatAccess, parseAccessList } from '../protocol/access.ts';
 import { parseCidr } from '../protocol/address.ts';
@@ -6,27 +6,33 @@ import { toHex } from '../protocol/bytes.ts';
 import { parseUserPublicKey } from '../protocol/keyfile.ts';
 import { deriveKeyId } from '../protocol/keys.ts';
 import type { UserEntry, UsersFile } from './users.ts';
+import { printable, requirePrintable } from '../text.ts';
 
 const keyIdOf = (line: string): string => toHex(deriveKeyId(parseUserPublicKey(line).key));
 const commentOf = (line: string): string => parseUserPublicKey(line).comment;
+/** `by` comes from the environment, not the command line, so cli/user.ts has not checked it. */
+const checkEditor = (by: string): void => requirePrintable('the editing user\'s name (SUDO_USER or the login name)', by, EXIT.usage);
 
 export interface AddRequest extends PolicyChange {
   /** A checked public key line (see normalKeyLine). */
   readonly line: string;
   readonly force: boolean;
+  /** Who edits, from the environment (SUDO_USER or the login name): checked here. */
   readonly by: string;
   readonly nowIso: string;
 }
 
-/** "TYPE BASE64 comment" with the comment cleaned as key files write it; throws a clear "not a user public key" error. */
+/** "TYPE BASE64 comment" with the comment cleaned as key files write it; throws a clear "not a user public key" error, or one for a comment with control characters. */
 export function normalKeyLine(line: string): string {
   const parsed = parseUserPublicKey(line);
+  requirePrintable('the key comment', parsed.comment, EXIT.key);
   const [type = '', blob = ''] = line.trim().split(/\s+/);
   return `${type} ${blob}${parsed.comment === '' ? '' : ` ${parsed.comment}`}`;
 }
 
 /** Adds a user, or a key to an existing user; returns what to tell the operator. */
 export function addKey(doc: UsersFile, name: string, r: AddRequest): string {
+  checkEditor(r.by);
   const id = keyIdOf(r.line);
   for (const [other, entry] of Object.entries(doc.users)) {
     if (entry.keys.some((k) => keyIdOf(k.key) === id)) throw new OperatorError(`key ${id} is already active for user "${other}"`, EXIT.config);
@@ -34,7 +40,7 @@ export function addKey(doc: UsersFile, name: string, r: AddRequest): string {
   // The revocation stays in the record as history, marked reinstated: who brought the key back, and when.
   const record = (doc.revoked ?? []).find((x) => x.reinstated === undefined && keyIdOf(x.key) === id);
   if (record !== undefined) {
-    if (!r.force) throw new OperatorError(`key ${id} was revoked on ${record.at}${record.by === undefined ? '' : ` by ${record.by}`}${record.reason === undefined ? '' : ` (${record.reason})`}; re-adding a revoked key needs --force`, EXIT.config);
+    if (!r.force) throw new OperatorError(`key ${id} was revoked on ${printable(record.at)}${record.by === undefined ? '' : ` by ${printable(record.by)}`}${record.reason === undefined ? '' : ` (${printable(record.reason)})`}; re-adding a revoked key needs --force`, EXIT.config);
     record.reinstated = { at: r.nowIso, by: r.by };
   }
   const existed = doc.users[name] !== undefined;
@@ -93,6 +99,7 @@ export interface RevokeRequest {
 
 /** Moves keys to the revocation record (who, when, why); returns what to tell the operator. */
 export function revokeKeys(doc: UsersFile, name: string, r: RevokeRequest): string {
+  checkEditor(r.by);
   const entry = doc.users[name];
   if (entry === undefined) throw new OperatorError(`no user "${name}" (sesame user list shows who there is)`, EXIT.config);
   let chosen = entry.keys;

@@ -1,4 +1,4 @@
-// `sesame user ...` run as a real CLI against a temp server directory: edits, listings, refusals that change nothing, revocation record.
+// `sesame user ...` run as a real CLI against a temp server directory: edits, listings, refusals that change nothing, revocation record, control characters refused at input and escaped at output.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -8,18 +8,20 @@ import { LOCK } from '../../src/limits.ts';
 import { toBase64 } from '../../src/protocol/bytes.ts';
 import { generateUserKeys } from '../../src/protocol/keys.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
+import { hasControl } from '../../src/text.ts';
 import { CLI, makeServerDir } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
 
-const run = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+const runWith = async (env: NodeJS.ProcessEnv | undefined, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
   try {
-    const r = await promisify(execFile)(process.execPath, [CLI, ...args]);
+    const r = await promisify(execFile)(process.execPath, [CLI, ...args], env === undefined ? {} : { env });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
     return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
 };
+const run = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => runWith(undefined, ...args);
 
 describe('sesame user', () => {
   let dir: ServerDir;
@@ -216,5 +218,70 @@ describe('sesame user set, and edits under the lock', () => {
     }
     const r = await run('user', 'add', 'late', '--key', `${dir.dir}/alice.pub`, '--force', '-c', dir.configPath);
     assert.equal(r.code, 0, `the lock is free once its holder is gone: ${r.stderr}`);
+  });
+});
+
+
+describe('sesame user and control characters', () => {
+  let dir: ServerDir;
+  const line = (comment: string): string => `sesame-ed25519 ${toBase64(generateUserKeys().publicKey)} ${comment}`;
+  /** An OSC window title, then cursor up and text that would overwrite the line above. */
+  const OSC = '\u001b]0;owned\u0007';
+  const UP = '\u001b[1A';
+  before(async () => {
+    await loadSodium();
+    dir = makeServerDir({ protect: ['tcp/22'] });
+    dir.userKey('alice');
+  });
+  after(() => dir.remove());
+
+  test('refused at input, naming the field: NAME, --reason, --key line, a .pub comment, SUDO_USER; nothing changes', async () => {
+    assert.equal((await run('user', 'add', 'alice', '--key', `${dir.dir}/alice.pub`, '-c', dir.configPath)).code, 0);
+    writeFileSync(`${dir.dir}/evil.pub`, `${line(`carol${OSC}${UP}alice  active`)}\n`);
+    const before = readFileSync(dir.usersPath, 'utf8');
+    const cases: [NodeJS.ProcessEnv | undefined, string[], RegExp, number][] = [
+      [undefined, ['user', 'add', `ca\u001brol`, '--key', line('carol')], /the user NAME holds control characters \("ca\\x1brol"\)/, 2],
+      [undefined, ['user', 'add', 'carol', '--key', `${dir.dir}/evil.pub`], /the key comment holds control characters \("carol\\x1b\]0;owned\\x07\\x1b\[1Aalice  active"\)/, 4],
+      [undefined, ['user', 'add', 'carol', '--key', line('carol\u009b2J')], /--key holds control characters \(".* carol\\x9b2J"\)/, 2],
+      [undefined, ['user', 'add', 'carol', '--key', line('\u202eoknaht')], /--key holds control characters \(".* \\u\{202e\}oknaht"\)/, 2],
+      [undefined, ['user', 'revoke', 'alice', '--reason', `lost${OSC}`], /--reason holds control characters \("lost\\x1b\]0;owned\\x07"\)/, 2],
+      [undefined, ['user', 'remove', 'alice', '--reason', 'line one\nline two'], /--reason holds control characters \("line one\\x0aline two"\)/, 2],
+      [undefined, ['user', 'show', `al\u2066ice`], /the user NAME holds control characters/, 2],
+      [{ ...process.env, SUDO_USER: `root${UP}` }, ['user', 'revoke', 'alice'], /the editing user's name \(SUDO_USER or the login name\) holds control characters \("root\\x1b\[1A \(via sudo\)"\)/, 2],
+    ];
+    for (const [env, args, pattern, code] of cases) {
+      const r = await runWith(env, ...args, '-c', dir.configPath);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, pattern, args.join(' '));
+      assert.equal(hasControl(r.stderr.replace(/\n/g, '')), false, `the error itself is printable: ${args.join(' ')}`);
+      assert.equal(readFileSync(dir.usersPath, 'utf8'), before, `file changed by: ${args.join(' ')}`);
+    }
+  });
+
+  test('list and show print what a hand edit put in the file escaped; --json stays lossless and holds no raw C1 or bidi', async () => {
+    const comment = `alice${OSC}${UP}\u009b2J\u202etxt.exe`;
+    const reason = `lost\u001b[31m red`;
+    const revokedComment = `old\u2067key`;
+    dir.writeUsers(
+      { alice: { keys: [{ key: line(comment), added: `2024-01-01\u001b[2K` }], ports: ['tcp/22'] } },
+      [{ key: line(revokedComment), user: 'alice', at: '2024-02-02T00:00:00Z', by: `root\u0085`, reason }, { key: line('x'), user: `ghost${UP}`, at: '2024-03-03T00:00:00Z' }],
+    );
+    const escaped = ['alice\\x1b]0;owned\\x07\\x1b[1A\\x9b2J\\u{202e}txt.exe', 'lost\\x1b[31m red', 'root\\x85', 'old\\u{2067}key', '2024-01-01\\x1b[2K'];
+    const list = await run('user', 'list', '-c', dir.configPath);
+    assert.equal(list.code, 0, list.stderr);
+    assert.equal(hasControl(list.stdout.replace(/\n/g, '')), false, 'no raw ESC, C1 or bidi in the list');
+    assert.match(list.stdout, /^\S+\s+ghost\\x1b\[1A\s+2024-03-03/m);
+    assert.ok(list.stdout.includes('root\\x85') && list.stdout.includes('lost\\x1b[31m red'), list.stdout);
+    const show = await run('user', 'show', 'alice', '-c', dir.configPath);
+    assert.equal(show.code, 0, show.stderr);
+    assert.equal(hasControl(show.stdout.replace(/\n/g, '')), false, 'no raw ESC, C1 or bidi in show');
+    for (const e of escaped) assert.ok(show.stdout.includes(e), `show has ${e}:\n${show.stdout}`);
+    for (const args of [['list', '--json'], ['show', 'alice', '--json']]) {
+      const r = await run('user', ...args, '-c', dir.configPath);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(hasControl(r.stdout.replace(/\n/g, '')), false, `no raw control in ${args.join(' ')}`);
+      const text = JSON.stringify(JSON.parse(r.stdout));
+      for (const original of [comment, reason, revokedComment]) assert.ok(text.includes(JSON.stringify(original).slice(1, -1)), `${args.join(' ')} keeps ${JSON.stringify(original)}`);
+    }
   });
 });
