@@ -119,8 +119,8 @@ export const RATE_LIMIT = { evictScanEveryMs: 100 } as const;
 
 /**
  * The drop log (server/log.ts). perInterval is log lines per budget per interval: each reason that involves a key, a user
- * or the server's own state (revoked, replay, stale, ...) has its own budget, and the junk reasons (bad length, version,
- * mac1 or box; malformed frames) share one; the rest are counted and summarised by reason. At most perInterval × (1 +
- * those reasons) lines per interval, about 300 per 10 s with today's reasons if every one floods, 20 for a junk flood.
+ * or the server's own state (revoked, replay, stale, ...) has its own budget, and the junk reasons (mapped source, bad
+ * length, version, mac1 or box; malformed frames) share one; the rest are counted and summarised by reason. At most
+ * perInterval × (1 + those reasons) lines per interval: about 300 per 10 s if every reason floods, 20 for a junk flood.
  */
 export const DROP_LOG = { perInterval: 20, intervalMs: 10_000 } as const;

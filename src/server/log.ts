@@ -21,7 +21,7 @@ export function createLogger(level: string): Logger {
  * user or the server's own state (revoked, bad_signature, replay, stale, rate_limited, replay_unavailable, ...) and has a
  * budget of its own, so a flood of one reason cannot hide another; a reason added later gets its own budget too.
  */
-const JUNK: ReadonlySet<AnyDrop> = new Set<AnyDrop>([DROP.badLength, DROP.badVersion, DROP.badMac, DROP.badBox, ...Object.values(FRAME_DROP)]);
+const JUNK: ReadonlySet<AnyDrop> = new Set<AnyDrop>([DROP.badSource, DROP.badLength, DROP.badVersion, DROP.badMac, DROP.badBox, ...Object.values(FRAME_DROP)]);
 const JUNK_BUDGET = 'junk';
 type Budget = AnyDrop | typeof JUNK_BUDGET;
 const budgetOf = (reason: AnyDrop): Budget => (JUNK.has(reason) ? JUNK_BUDGET : reason);
