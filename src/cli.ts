@@ -2,6 +2,7 @@
 // sesame's command-line entry: dispatches to one module per subcommand and turns operator errors into a message and an exit code.
 import { readFileSync } from 'node:fs';
 import { errorMessage, EXIT, OperatorError } from './errors.ts';
+import { printable } from './text.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -67,7 +68,8 @@ async function main(argv: string[]): Promise<number> {
 function fail(err: unknown): never {
   let code: number = EXIT.failure;
   if (err instanceof OperatorError) {
-    process.stderr.write(`sesame: ${err.message}\n`);
+    // Messages quote files (names, keys, addresses): escaped line by line, so a hand-edited file cannot drive the terminal.
+    process.stderr.write(`sesame: ${err.message.split('\n').map(printable).join('\n')}\n`);
     code = err.exitCode;
   } else if (err instanceof TypeError && 'code' in err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`sesame: ${err.message}\n(see --help)\n`);

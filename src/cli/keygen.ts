@@ -6,6 +6,7 @@ import { DEFAULT_SERVER_DIR, defaultComment, parse } from './args.ts';
 import { DEFAULT_IDENTITY } from '../client/profile.ts';
 import { toHex } from '../protocol/bytes.ts';
 import { EXIT } from '../errors.ts';
+import { requirePrintable } from '../text.ts';
 import { deriveKeyId, generateServerKeys, generateUserKeys } from '../protocol/keys.ts';
 import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../protocol/keyfile.ts';
 import { loadSodium } from '../protocol/sodium.ts';
@@ -39,6 +40,7 @@ export async function keygen(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return EXIT.ok;
   }
+  if (values.comment !== undefined) requirePrintable('--comment', values.comment, EXIT.usage);
   await loadSodium();
   const isServer = values.server === true;
   const path = resolve(values.file ?? (isServer ? join(DEFAULT_SERVER_DIR, 'server.key') : DEFAULT_IDENTITY()));
