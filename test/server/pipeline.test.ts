@@ -1,6 +1,6 @@
 // The packet path in-process (pipeline.ts): real keys, knocks, users, rate limiter, replay store and drop log; a fake firewall (with the kernel's capacity limit) only where a fault is injected. Checks the order of steps and that every fault opens nothing.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -274,14 +274,29 @@ test('step order: nothing is committed to the replay record before the signature
   assert.equal(w.firewall.calls.length, 1);
 });
 
-// Known bug (reported, not fixed here: src/ is not this file's to change): ReplayStore.checkAndCommit opens its segment file
-// synchronously (and, on a roll, flushes the last one), so an unwritable state directory throws out of handlePacket, which the
-// capture calls from a socket event: the daemon would crash on a valid knock instead of dropping it as replay_unavailable.
-test('the replay directory gone (unwritable state): the knock is dropped, nothing opened, and handlePacket does not throw', { timeout: TEST_MS, todo: 'bug: ReplayStore.checkAndCommit throws ENOENT/ENOSPC out of handlePacket' }, async () => {
+test('the replay directory gone (unwritable state): the knock is dropped, replay.failed names ENOENT, nothing opened, and handlePacket does not throw', { timeout: TEST_MS }, async () => {
   const w = world();
   rmSync(w.dir, { recursive: true, force: true });
   assert.doesNotThrow(() => handlePacket(w.deps, w.knock(), w.source));
+  const failed = await logged(w, 'replay.failed');
+  assert.equal(failed['level'], LEVEL.error);
+  assert.match(String(failed['err']), /ENOENT/);
   await sleep(100);
   assert.deepEqual(w.firewall.calls, []);
   assert.equal(w.drops.totals.get(DROP.replayUnavailable), 1);
+});
+
+test('the disk back after a fault: the next knock is served, with no timer and no restart', { timeout: TEST_MS }, async () => {
+  const w = world();
+  rmSync(w.dir, { recursive: true, force: true });
+  const refused = w.knock();
+  handlePacket(w.deps, refused, w.source);
+  await logged(w, 'replay.failed');
+  mkdirSync(w.dir, { mode: 0o700 });
+  handlePacket(w.deps, refused, w.source); // the very packet again: it was seen, so it stays refused in this process
+  assert.deepEqual(totals(w), { [DROP.replayUnavailable]: 1, [DROP.replay]: 1 });
+  handlePacket(w.deps, w.knock(), w.source);
+  await logged(w, 'grant.opened');
+  assert.equal(w.firewall.calls.length, 1, 'only the knock whose record is on disk reached the firewall');
+  assert.equal(w.lines.filter((l) => l['event'] === 'replay.failed').length, 1);
 });
