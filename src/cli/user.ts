@@ -110,14 +110,38 @@ export async function user(argv: string[]): Promise<number> {
   };
   // Read, edit and replace under the lock: two admins at once never lose an update.
   const said = await withLock(usersPath, 'users file', () => {
-    const doc = readUsers(usersPath);
+    let doc: UsersFile;
+    let broken: string | undefined;
+    try {
+      doc = readUsers(usersPath);
+    } catch (err) {
+      // An emergency revoke must not wait for someone to repair the file: see emergencyDoc.
+      if (action !== 'revoke' || !(err instanceof OperatorError) || err.exitCode !== EXIT.config) throw err;
+      doc = emergencyDoc(readJson(usersPath, 'users file', EXIT.config), needName(), err);
+      broken = err.message;
+    }
     const message = edit(doc, new Date().toISOString());
-    parseUsers(doc, usersPath); // the edited document must load exactly as the daemon will load it
+    if (broken === undefined) parseUsers(doc, usersPath); // the edited document must load exactly as the daemon will load it
     replaceFile(usersPath, `${JSON.stringify(doc, null, 2)}\n`);
-    return message;
+    return broken === undefined ? message : `${message}\nwarning: ${usersPath} does not validate (below); the revocation is written and a running daemon applies it now, but keeps refusing the rest of the file until it is fixed:\n${broken}`;
   });
   process.stdout.write(`${printable(said)}\n`);
   return EXIT.ok;
+}
+
+/**
+ * A users document that fails validation, for `revoke` only: it is enough that the user's entry and the revocation
+ * record have the shape revokeKeys edits; the daemon reads revocations even from a file it otherwise refuses.
+ */
+function emergencyDoc(json: unknown, name: string, why: OperatorError): UsersFile {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const users = isObject(json) ? json['users'] : undefined;
+  const entry = isObject(users) ? users[name] : undefined;
+  const keys = isObject(entry) ? entry['keys'] : undefined;
+  const revoked = isObject(json) ? json['revoked'] : undefined;
+  const shaped = isObject(json) && Array.isArray(keys) && keys.every((k) => isObject(k) && typeof k['key'] === 'string') && (revoked === undefined || Array.isArray(revoked));
+  if (!shaped) throw new OperatorError(`cannot find user "${name}"'s keys in the broken users file, so nothing was revoked:\n${why.message}`, EXIT.config);
+  return json as unknown as UsersFile;
 }
 
 /** The users document, refused if it would not load (a broken file is not edited further). */

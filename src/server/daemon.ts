@@ -22,11 +22,11 @@ import type { PipelineDeps } from './pipeline.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { ReplayStore } from './replay.ts';
 import { loadSodium } from '../protocol/sodium.ts';
-import { loadUsers } from './users.ts';
+import { loadUsers, revocationsIn, withRevoked } from './users.ts';
 import type { UserTable } from './users.ts';
 import { keyChanges, lostOpenOther, policyChanges, policyView } from './users-diff.ts';
 import { DAEMON, DROP_LOG } from '../limits.ts';
-import { requireTrusted } from '../files.ts';
+import { readJson, requireTrusted, trustProblems } from '../files.ts';
 import { self } from '../process.ts';
 import { establishedTo } from './sockets.ts';
 
@@ -86,6 +86,16 @@ async function setupFirewall(firewall: Firewall, config: ServerConfig, users: Us
       ? ' (sesame needs CAP_NET_ADMIN to manage its nftables table: run it as root or with AmbientCapabilities=CAP_NET_ADMIN, see deploy/)'
       : /ENOENT/.test(why) ? ' (is nftables installed? apt-get install nftables)' : '';
     throw new OperatorError(`cannot set up nftables table inet ${config.table}: ${why}${hint}`, EXIT.firewall);
+  }
+}
+
+/** Revocations in a users file that fails validation (only from a file the daemon may trust at all). */
+function revocationsInRefused(path: string): ReturnType<typeof revocationsIn> {
+  if (trustProblems(path, process.getuid?.() ?? 0).length > 0) return [];
+  try {
+    return revocationsIn(readJson(path, 'users file', EXIT.config));
+  } catch {
+    return [];
   }
 }
 
@@ -166,7 +176,10 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
       next = loadUsers(config.usersPath);
     } catch (err) {
       log.error({ event: 'users.rejected', file: config.usersPath, errors: errorMessage(err).split('\n') }, 'users file refused; keeping the last good version');
-      return;
+      const narrowed = revocationsInRefused(config.usersPath);
+      next = withRevoked(users, narrowed);
+      if (keyChanges(users, next).length === 0) return;
+      log.warn({ event: 'users.revocations_applied', file: config.usersPath }, 'the refused users file revokes keys: those revocations apply now, the rest of the last good version stays');
     }
     const before = users;
     users = next; // from here on, knocks of revoked keys are refused

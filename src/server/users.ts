@@ -125,3 +125,32 @@ export function parseUsers(json: unknown, file: string): UserTable {
 export function loadUsers(file: string): UserTable {
   return parseUsers(readJson(file, 'users file', EXIT.config), file);
 }
+
+/**
+ * Revocations that can be read from a users document that otherwise fails validation: every `revoked[]` entry whose key
+ * line parses (and is not marked reinstated). A refused file still narrows access: an emergency revoke works even
+ * when someone broke the file elsewhere. Never widens anything.
+ */
+export function revocationsIn(json: unknown): { keyIdHex: string; keepSessions: boolean }[] {
+  const list = typeof json === 'object' && json !== null && 'revoked' in json && Array.isArray(json.revoked) ? (json.revoked as unknown[]) : [];
+  const out: { keyIdHex: string; keepSessions: boolean }[] = [];
+  for (const r of list) {
+    if (typeof r !== 'object' || r === null || !('key' in r) || typeof r.key !== 'string' || ('reinstated' in r && r.reinstated !== undefined)) continue;
+    try {
+      out.push({ keyIdHex: toHex(deriveKeyId(parseUserPublicKey(r.key).key)), keepSessions: 'keepSessions' in r && r.keepSessions === true });
+    } catch {
+      // an entry that does not parse revokes nothing
+    }
+  }
+  return out;
+}
+
+/** The table with these keys revoked (the last good table, narrowed by revocationsIn). */
+export function withRevoked(table: UserTable, revoked: readonly { keyIdHex: string; keepSessions: boolean }[]): UserTable {
+  const keys = new Map(table.keys);
+  for (const r of revoked) {
+    const k = keys.get(r.keyIdHex);
+    if (k !== undefined && !k.revoked) keys.set(r.keyIdHex, { ...k, revoked: true, ...(r.keepSessions ? { keepSessions: true } : {}) });
+  }
+  return { lookup: (id) => keys.get(toHex(id)), policy: table.policy, keys, users: table.users };
+}

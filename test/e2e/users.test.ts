@@ -1,7 +1,7 @@
 // End to end: users added, revoked and corrupted while the real daemon runs in a namespace; per-user policy enforced on real traffic.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -133,5 +133,32 @@ describe('users and revocation end to end', { skip }, () => {
     assert.equal(other['address'], '10.99.0.1', 'carol may name another address; it is what opens');
     assert.match(await setElements(), /10\.99\.0\.1 \. tcp \. 2222/);
     assert.equal(await tcpConnect(topo.client.ns, topo.server.v4, PORT, 400), false, "the knock's own source was not opened");
+  });
+
+  test('an emergency revoke works on a users file someone broke elsewhere, and the daemon applies it at once', async () => {
+    let since = daemon.events.length;
+    await send(knock(carol, { durationSeconds: 120 }), topo.client.v4);
+    await daemon.event('grant.opened', 2000, since);
+    // Someone hand-edits the file and breaks another user's entry: the daemon refuses it and keeps the last good version.
+    const good = JSON.parse(readFileSync(dir.usersPath, 'utf8')) as { users: Record<string, unknown> };
+    since = daemon.events.length;
+    writeFileSync(dir.usersPath, JSON.stringify({ ...good, users: { ...good.users, dave: { keys: [], ports: ['tcp/99999'] } } }));
+    await daemon.event('users.rejected', 2000, since);
+    since = daemon.events.length;
+    const r = await cli('user', 'revoke', 'carol', '--reason', 'laptop stolen');
+    assert.match(r.stdout, /revoked 1 key\(s\) of carol/);
+    assert.match(r.stdout, /warning: .*users\.json does not validate .* applies it now/);
+    await daemon.event('users.revocations_applied', 2000, since);
+    const revoked = await daemon.event('key.revoked', 100, since);
+    assert.equal(revoked['user'], 'carol');
+    await daemon.waitFor((e) => e.event === 'grant.closed' && e['user'] === 'carol', 2000, since);
+    await send(knock(carol));
+    await daemon.dropped('revoked', 2000, since);
+    await send(knock(bob), topo.client.v4b);
+    await daemon.event('grant.opened', 2000, since);
+    // A revoke that cannot find the user's keys in the broken file changes nothing.
+    writeFileSync(dir.usersPath, '{"users": 7}');
+    await assert.rejects(cli('user', 'revoke', 'bob'), /cannot find user "bob"'s keys in the broken users file, so nothing was revoked/);
+    assert.equal(readFileSync(dir.usersPath, 'utf8'), '{"users": 7}');
   });
 });
