@@ -111,8 +111,8 @@ export const DEFAULT_LIMITS = {
 /** The replay record: expired records are pruned at most this often (and at least every quarter window). */
 export const REPLAY = { minPruneEveryMs: 1_000 } as const;
 
-/** `sesame user` edits: a second editor waits this long for the users file's lock, then gives up. */
-export const LOCK = { waitSeconds: 10 } as const;
+/** `sesame user` edits: a second editor waits this long for the users file's lock, then gives up (generous: 40 editors started at once on 2 cores take ~16 s to get through). */
+export const LOCK = { waitSeconds: 20 } as const;
 
 /** The rate limiter: a full scan to evict idle sources at most this often, so a spoofed-source flood cannot turn each packet into an O(table) walk. */
 export const RATE_LIMIT = { evictScanEveryMs: 100 } as const;

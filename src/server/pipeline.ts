@@ -1,5 +1,5 @@
 // The packet path, top to bottom: the one place that says in which order the checks run. Each numbered step is one call, into the file named beside it (README.md, "Checks, in order"). Input: raw untrusted bytes and the source address the capture saw.
-import { errorMessage } from '../errors.ts';
+import { errnoCode, errorMessage } from '../errors.ts';
 import { formatAccess } from '../protocol/access.ts';
 import { rateKey } from '../protocol/address.ts';
 import type { Address } from '../protocol/address.ts';
@@ -78,7 +78,7 @@ async function openGrants(d: PipelineDeps, key: AuthorizedKey, grants: readonly 
   try {
     await d.replay.durable();
   } catch (err) {
-    d.drops.record(DROP.replayUnavailable, source, { user: key.user });
+    d.drops.record(DROP.replayUnavailable, source, { user: key.user, errno: errnoCode(err) || 'unknown' });
     d.log.error({ event: 'replay.failed', user: key.user, err: errorMessage(err) }, 'could not make the replay record durable: knock refused, nothing opened');
     return;
   }
