@@ -78,7 +78,7 @@ async function openGrants(d: PipelineDeps, key: AuthorizedKey, grants: readonly 
   try {
     await d.replay.durable();
   } catch (err) {
-    d.drops.record(DROP.replayUnavailable, source, { user: key.user, errno: errnoCode(err) || 'unknown' });
+    d.drops.record(DROP.replayUnavailable, source, { user: key.user, errno: errnoCode(err) || (/\b(E[A-Z]{2,})\b/.exec(errorMessage(err))?.[1] ?? 'unknown') });
     d.log.error({ event: 'replay.failed', user: key.user, err: errorMessage(err) }, 'could not make the replay record durable: knock refused, nothing opened');
     return;
   }
