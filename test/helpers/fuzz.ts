@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { parseAddress } from '../../src/protocol/address.ts';
 import type { Address } from '../../src/protocol/address.ts';
 import { concat, toHex } from '../../src/protocol/bytes.ts';
-import type { Firewall, Grant, LiveGrant } from '../../src/server/firewall.ts';
+import { RecordingFirewall } from './firewall.ts';
 import { deriveKeyId, generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
 import type { UserKeys } from '../../src/protocol/keys.ts';
 import { formatKeyLine, KEY_TYPE } from '../../src/protocol/keyfile.ts';
@@ -21,24 +21,6 @@ import { RateLimiter } from '../../src/server/ratelimit.ts';
 import { ReplayStore } from '../../src/server/replay.ts';
 import { sodium } from '../../src/protocol/sodium.ts';
 import { parseUsers } from '../../src/server/users.ts';
-
-/** A firewall that records what it was asked to open: the one fake here, because the fuzz target is the packet path, not nftables. */
-export class RecordingFirewall implements Firewall {
-  readonly granted: Grant[] = [];
-  async setup(): Promise<void> {}
-  async grant(grants: readonly Grant[]): Promise<void> {
-    this.granted.push(...grants);
-  }
-  async close(_grants: readonly LiveGrant[]): Promise<void> {}
-  async list(): Promise<LiveGrant[]> {
-    return [];
-  }
-  async setRevokedMarks(): Promise<void> {}
-  async cut(): Promise<number> {
-    return 0;
-  }
-  async stop(): Promise<void> {}
-}
 
 export interface FuzzWorld {
   readonly deps: PipelineDeps;

@@ -24,8 +24,8 @@ test(`${PACKETS} generated packets through the full pipeline: no crash, only unm
     const r = await runFuzz(world, PACKETS, 0.02);
     assert.equal(r.validAccepted, 50, 'every valid knock accepted the first time');
     assert.equal(world.accepted.length, 50, 'nothing accepted after that: replays and mutations all refused');
-    assert.equal(world.firewall.granted.length, 50);
-    assert.ok(world.firewall.granted.every((g) => g.access.proto === 'tcp' && g.access.port === 22 && g.address.text === '10.0.0.2'));
+    assert.equal(world.firewall.held.length, 50);
+    assert.ok(world.firewall.held.every((g) => g.access.proto === 'tcp' && g.access.port === 22 && g.address.text === '10.0.0.2'));
     assert.ok([...r.perGenerator.values()].every((n) => n > 0), 'every generator ran');
     assert.ok(r.heapGrowthMiB < 64, `heap grew ${r.heapGrowthMiB.toFixed(1)} MiB`);
     const totals = world.deps.drops.totals;

@@ -15,8 +15,8 @@ import { generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts
 import type { ServerKeys, UserKeys } from '../../src/protocol/keys.ts';
 import { DROP } from '../../src/protocol/reasons.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
-import { GrantBookFullError, ownerOf } from '../../src/server/firewall.ts';
-import type { Firewall, Grant, LiveGrant } from '../../src/server/firewall.ts';
+import { ownerOf } from '../../src/server/firewall.ts';
+import { RecordingFirewall } from '../helpers/firewall.ts';
 import { deriveKeyId } from '../../src/protocol/keys.ts';
 import { DropLog } from '../../src/server/log.ts';
 import { handlePacket } from '../../src/server/pipeline.ts';
@@ -31,39 +31,9 @@ const TEST_MS = 30_000;
 
 type Line = Readonly<Record<string, unknown>>;
 
-/** Records every grant() call; rejects them with `failWith` when set, and like the kernel's full maps past `capacity`. */
-class FakeFirewall implements Firewall {
-  readonly calls: Grant[][] = [];
-  readonly held: Grant[] = [];
-  failWith: Error | undefined;
-  /** Resolves a grant() only when the test says so (to race a revocation against it). */
-  gate: Promise<void> | undefined;
-  readonly capacity: number;
-  constructor(capacity: number) {
-    this.capacity = capacity;
-  }
-  async setup(): Promise<void> {}
-  async grant(grants: readonly Grant[]): Promise<void> {
-    this.calls.push([...grants]);
-    if (this.failWith !== undefined) throw this.failWith;
-    if (this.held.length + grants.length > this.capacity) throw new GrantBookFullError('full');
-    await this.gate;
-    this.held.push(...grants);
-  }
-  async close(_grants: readonly LiveGrant[]): Promise<void> {}
-  async list(): Promise<LiveGrant[]> {
-    return [];
-  }
-  async setRevokedMarks(): Promise<void> {}
-  async cut(): Promise<number> {
-    return 0;
-  }
-  async stop(): Promise<void> {}
-}
-
 interface World {
   readonly deps: PipelineDeps;
-  readonly firewall: FakeFirewall;
+  readonly firewall: RecordingFirewall;
   readonly lines: Line[];
   readonly drops: DropLog;
   /** What the users table is now (a test may swap it, as a reload does). */
@@ -118,7 +88,7 @@ function world(opts: { burst?: number; maxGrants?: number } = {}): World {
   const log = pino({ level: 'debug' }, sink);
   const users = aliceTable(false);
   const dir = mkdtempSync(join(tmpdir(), 'sesame-pipeline-'));
-  const firewall = new FakeFirewall(opts.maxGrants ?? 100);
+  const firewall = new RecordingFirewall(opts.maxGrants ?? 100);
   const drops = new DropLog(log, { perInterval: 1000, intervalMs: 10_000, now });
   const replay = new ReplayStore({ dir, windowMs: 30_000, maxEntries: 1000, now });
   const deps: PipelineDeps = {

@@ -1,0 +1,43 @@
+// The one fake Firewall, for in-process tests of the packet path (the real backend is tested against the kernel in test/server/nftables.test.ts): it records what it is asked to open, can fail on demand, holds a gate, and is as full as the kernel's maps at `capacity`.
+import { GrantBookFullError } from '../../src/server/firewall.ts';
+import type { Firewall, Grant, LiveGrant } from '../../src/server/firewall.ts';
+
+export class RecordingFirewall implements Firewall {
+  /** Every grant() call, as asked. */
+  readonly calls: Grant[][] = [];
+  /** What it holds: the grants of the calls that succeeded. */
+  readonly held: Grant[] = [];
+  /** When set, grant() rejects with it. */
+  failWith: Error | undefined;
+  /** When set, grant() waits for it before holding anything (to race a revocation against a grant). */
+  gate: Promise<void> | undefined;
+  readonly capacity: number;
+
+  constructor(capacity = Number.POSITIVE_INFINITY) {
+    this.capacity = capacity;
+  }
+
+  async setup(): Promise<void> {}
+
+  async grant(grants: readonly Grant[]): Promise<void> {
+    this.calls.push([...grants]);
+    if (this.failWith !== undefined) throw this.failWith;
+    if (this.held.length + grants.length > this.capacity) throw new GrantBookFullError('full');
+    await this.gate;
+    this.held.push(...grants);
+  }
+
+  async close(_grants: readonly LiveGrant[]): Promise<void> {}
+
+  async list(): Promise<LiveGrant[]> {
+    return [];
+  }
+
+  async setRevokedMarks(): Promise<void> {}
+
+  async cut(): Promise<number> {
+    return 0;
+  }
+
+  async stop(): Promise<void> {}
+}
