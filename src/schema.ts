@@ -70,8 +70,17 @@ function describe(e: ErrorObject, style: PathStyle): string {
     return `${where(e.instancePath)}: ${JSON.stringify(name)} is not a valid name (expected ${descriptionOf(e.schema) ?? 'a valid name'})`;
   }
   if (e.keyword === 'pattern' && style === 'pointer') return `${where(e.instancePath)}: does not match ${String(p['pattern'])}`;
+  const alternatives = e.keyword === 'oneOf' ? requiredAlternatives(e.schema) : undefined;
+  if (alternatives !== undefined) return `${where(e.instancePath)}: give exactly one of ${alternatives.map((k) => `"${k}"`).join(', ')}`;
   const expected = style === 'path' ? descriptionOf(e.parentSchema) : undefined;
   return `${where(e.instancePath)}: ${e.message ?? e.keyword}${expected === undefined ? '' : ` (expected ${expected})`}`;
+}
+
+/** For a oneOf whose branches each only require one key (serverKey or serverKeys): those keys. */
+function requiredAlternatives(schema: unknown): string[] | undefined {
+  if (!Array.isArray(schema)) return undefined;
+  const keys = schema.map((b: unknown) => (typeof b === 'object' && b !== null && 'required' in b && Array.isArray(b.required) && b.required.length === 1 ? String(b.required[0]) : undefined));
+  return keys.every((k) => k !== undefined) ? keys : undefined;
 }
 
 /** Every problem, once each, as "FILE: location: problem" (pointer style) or "location: problem" (path style). */
@@ -80,6 +89,8 @@ export function schemaErrors(file: string, errors: readonly ErrorObject[] | null
   for (const e of errors ?? []) {
     // `if` repeats its branch's error; errors inside propertyNames repeat the one that names the key.
     if (e.keyword === 'if' || (e.propertyName !== undefined && e.keyword !== 'propertyNames')) continue;
+    // A branch of a oneOf that names its alternatives failed: the oneOf's own line says it better.
+    if (e.schemaPath.includes('/oneOf/') && (errors ?? []).some((o) => o.keyword === 'oneOf' && o.instancePath === e.instancePath && requiredAlternatives(o.schema) !== undefined)) continue;
     lines.add(style === 'pointer' ? `${file}: ${describe(e, style)}` : describe(e, style));
   }
   return [...lines];

@@ -55,13 +55,14 @@ export async function check(config: ServerConfig): Promise<number> {
   const problems: string[] = [];
   const warnings: string[] = [];
   const uid = process.getuid?.() ?? 0;
-  for (const path of [config.file, config.usersPath, config.serverKeyPath]) problems.push(...trustProblems(path, uid));
+  for (const path of [config.file, config.usersPath, ...config.serverKeyPaths]) problems.push(...trustProblems(path, uid));
   let keyLine = '';
-  try {
-    const keys = readServerSecretKey(config.serverKeyPath);
-    keyLine = `  server key ${fingerprint(keys.publicKey)} (${config.serverKeyPath})\n`;
-  } catch (err) {
-    problems.push(errorMessage(err));
+  for (const path of config.serverKeyPaths) {
+    try {
+      keyLine += `  server key ${fingerprint(readServerSecretKey(path).publicKey)} (${path})\n`;
+    } catch (err) {
+      problems.push(errorMessage(err));
+    }
   }
   let users: UserTable | undefined;
   try {

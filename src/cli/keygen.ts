@@ -7,14 +7,15 @@ import { DEFAULT_IDENTITY } from '../client/profile.ts';
 import { toHex } from '../protocol/bytes.ts';
 import { EXIT } from '../errors.ts';
 import { requirePrintable } from '../text.ts';
-import { deriveKeyId, generateServerKeys, generateUserKeys } from '../protocol/keys.ts';
-import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../protocol/keyfile.ts';
+import { deriveKeyId, fingerprint, generateServerKeys, generateUserKeys } from '../protocol/keys.ts';
+import { formatKeyLine, KEY_TYPE, publicPathFor, writeKeyPair } from '../protocol/keyfile.ts';
 import { loadSodium } from '../protocol/sodium.ts';
 
 const HELP = `usage: sesame keygen [-f PATH] [-C COMMENT] [--force]
        sesame keygen --server [-f PATH] [-C COMMENT] [--force]
 
-Creates a keypair: PATH holds the private key (mode 0600), PATH.pub the public key.
+Creates a keypair: PATH holds the private key (mode 0600); the public key goes to NAME.pub for a PATH
+named NAME.key (server.key -> server.pub), to PATH.pub otherwise (id_ed25519 -> id_ed25519.pub).
 
   -f, --file PATH     where to write the private key
                       user key default:   ~/.config/sesame/id_ed25519 ($XDG_CONFIG_HOME honoured)
@@ -50,7 +51,8 @@ export async function keygen(argv: string[]): Promise<number> {
     const keys = generateServerKeys();
     const comment = values.comment ?? `sesame server ${hostname()}`;
     writeKeyPair(path, formatKeyLine(KEY_TYPE.serverSecret, keys.secretKey, comment), formatKeyLine(KEY_TYPE.serverPublic, keys.publicKey, comment), force);
-    process.stdout.write(`Wrote server private key ${path} (0600) and public key ${path}.pub.\nGive ${path}.pub to your users; keep ${path} on the server only.\n`);
+    const pub = publicPathFor(path);
+    process.stdout.write(`Wrote server private key ${path} (0600) and public key ${pub}.\nFingerprint: ${fingerprint(keys.publicKey)}\nGive ${pub} to your users; keep ${path} on the server only.\n`);
     return EXIT.ok;
   }
   const keys = generateUserKeys();
@@ -58,7 +60,7 @@ export async function keygen(argv: string[]): Promise<number> {
   const publicLine = formatKeyLine(KEY_TYPE.userPublic, keys.publicKey, comment);
   writeKeyPair(path, formatKeyLine(KEY_TYPE.userSecret, keys.secretKey.subarray(0, 32), comment), publicLine, force);
   process.stdout.write(
-    `Wrote private key ${path} (0600) and public key ${path}.pub.\nKey id: ${toHex(deriveKeyId(keys.publicKey))}\n` +
+    `Wrote private key ${path} (0600) and public key ${publicPathFor(path)}.\nKey id: ${toHex(deriveKeyId(keys.publicKey))}\nFingerprint: ${fingerprint(keys.publicKey)}\n` +
       `Send this line to the server's admin (sesame user add NAME --key FILE):\n${publicLine}`,
   );
   return EXIT.ok;

@@ -118,8 +118,13 @@ function writeKeyFile(path: string, text: string, mode: number, force: boolean):
   }
 }
 
-/** Writes PATH (secret, 0600) and PATH.pub or publicPath (0644); refuses if either exists unless force. */
-export function writeKeyPair(path: string, secretLine: string, publicLine: string, force: boolean, publicPath = `${path}.pub`): void {
+/** The one naming rule for key pairs: NAME.key has its public half in NAME.pub (server.key, server.pub); any other PATH in PATH.pub (id_ed25519.pub, as ssh-keygen names it). */
+export function publicPathFor(path: string): string {
+  return path.endsWith('.key') ? `${path.slice(0, -'.key'.length)}.pub` : `${path}.pub`;
+}
+
+/** Writes PATH (secret, 0600) and its public half (0644, publicPathFor); refuses if either exists unless force. */
+export function writeKeyPair(path: string, secretLine: string, publicLine: string, force: boolean, publicPath = publicPathFor(path)): void {
   if (!force) {
     for (const p of [path, publicPath]) if (fileExists(p)) throw keyError(`${p} already exists; not overwriting it (use --force to replace it)`);
   }

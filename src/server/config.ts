@@ -17,7 +17,8 @@ export interface ServerConfig {
   readonly file: string;
   readonly knockPort: number;
   readonly listen: readonly Address[];
-  readonly serverKeyPath: string;
+  /** The server's private key files (config serverKeys, or the one serverKey): a knock to any of them is accepted. */
+  readonly serverKeyPaths: readonly string[];
   readonly usersPath: string;
   readonly stateDir: string;
   readonly windowMs: number;
@@ -42,7 +43,8 @@ export interface ServerConfig {
 interface ConfigFile {
   knockPort?: number;
   listen?: string[];
-  serverKey: string;
+  serverKey?: string;
+  serverKeys?: string[];
   usersFile: string;
   stateDir?: string;
   freshnessWindowSeconds?: number;
@@ -86,7 +88,7 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
     file: resolve(file),
     knockPort: c.knockPort ?? DEFAULTS.knockPort,
     listen: listen.filter((a) => a !== undefined),
-    serverKeyPath: path(c.serverKey),
+    serverKeyPaths: (c.serverKeys ?? (c.serverKey === undefined ? [] : [c.serverKey])).map(path),
     usersPath: path(c.usersFile),
     stateDir: path(c.stateDir ?? DEFAULTS.stateDir),
     windowMs: (c.freshnessWindowSeconds ?? DEFAULTS.freshnessWindowMs / 1000) * 1000,

@@ -1,93 +1,41 @@
-// The daemon around the packet path: loads config, keys and users (refusing to start on any error), sets up the firewall table, then feeds captured packets to the pipeline until SIGTERM/SIGINT.
-import { accessSync, constants, watch } from 'node:fs';
+// The daemon around the packet path: loads config, keys and users (refusing to start on any error), sets up the firewall table, feeds captured packets to the pipeline, and reloads the users file and the config (what a running daemon can change) until SIGTERM/SIGINT.
+import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import type { Capture, OnPacket } from './capture.ts';
-import { PcapCapture } from './capture-pcap.ts';
-import { UdpCapture } from './capture-udp.ts';
+import { basename, dirname } from 'node:path';
 import type { ServerConfig } from './config.ts';
+import { loadConfig } from './config.ts';
 import { errorMessage, EXIT, OperatorError } from '../errors.ts';
 import { formatAccess } from '../protocol/access.ts';
 import { DROP } from '../protocol/reasons.ts';
-import { TableInUseError } from './firewall.ts';
-import type { Firewall, TableSetup } from './firewall.ts';
-import { revokedMarks, syncKernel, trySyncKernel } from './enforce.ts';
-import { readServerSecretKey } from '../protocol/keyfile.ts';
+import { syncKernel, trySyncKernel } from './enforce.ts';
 import { fingerprint } from '../protocol/keys.ts';
+import type { ServerKeys } from '../protocol/keys.ts';
 import { createLogger, DropLog } from './log.ts';
 import type { Logger } from './log.ts';
 import { NftablesFirewall } from './nftables.ts';
 import { handlePacket } from './pipeline.ts';
 import type { PipelineDeps } from './pipeline.ts';
 import { RateLimiter } from './ratelimit.ts';
-import { ReplayStore } from './replay.ts';
+import { planReload } from './reload.ts';
 import { loadSodium } from '../protocol/sodium.ts';
+import { loadServerKeys, openCapture, openReplay, setupFirewall, startCapture } from './startup.ts';
 import { loadUsers, revocationsIn, withRevoked } from './users.ts';
 import type { UserTable } from './users.ts';
 import { keyChanges, lostOpenOther, policyChanges, policyView } from './users-diff.ts';
 import { DAEMON, DROP_LOG } from '../limits.ts';
 import { readJson, requireTrusted, trustProblems } from '../files.ts';
-import { self } from '../process.ts';
-import { establishedTo } from './sockets.ts';
 
 export interface RunningServer {
-  /** Re-reads the users file now (what SIGHUP and the file watch do). */
+  /** Re-reads the users file now (what a change to it does). */
   readonly reload: () => Promise<void>;
+  /** Re-reads the config file, then the users file (what SIGHUP does). */
+  readonly reloadAll: () => Promise<void>;
   readonly stop: () => Promise<void>;
   readonly stopped: Promise<void>;
 }
 
-/** Checks the capture's settings (an operator error if they are wrong) without opening anything yet. */
-function openCapture(config: ServerConfig, drops: DropLog): Capture {
-  if (config.capture.mode === 'udp') return new UdpCapture(config.listen, config.knockPort, (reason) => drops.record(reason, undefined));
-  try {
-    return new PcapCapture({ interfaces: config.capture.interfaces, port: config.knockPort, onDrop: (reason) => drops.record(reason, undefined) });
-  } catch (err) {
-    throw new OperatorError(errorMessage(err), EXIT.usage);
-  }
-}
-
-/** The replay record, loaded before anything runs: a state directory that cannot be used stops the start at once. */
-function openReplay(config: ServerConfig, now: () => number): ReplayStore {
-  const dir = join(config.stateDir, 'replay');
-  try {
-    const replay = new ReplayStore({ dir, windowMs: config.windowMs, maxEntries: config.limits.maxReplayEntries, now });
-    accessSync(dir, constants.W_OK);
-    return replay;
-  } catch (err) {
-    throw new OperatorError(`cannot use the state directory ${config.stateDir} for the replay record: ${errorMessage(err)}`, EXIT.state);
-  }
-}
-
-async function startCapture(capture: Capture, config: ServerConfig, onPacket: OnPacket): Promise<void> {
-  try {
-    await capture.start(onPacket);
-  } catch (err) {
-    if (err instanceof OperatorError) throw err;
-    throw new OperatorError(`cannot start ${config.capture.mode} capture: ${errorMessage(err)}`, EXIT.network);
-  }
-}
-
-async function setupFirewall(firewall: Firewall, config: ServerConfig, users: UserTable): Promise<void> {
-  const setup: TableSetup = {
-    protectedPorts: config.protect,
-    guard: { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst },
-    maxGrants: config.limits.maxGrants,
-    revokedMarks: revokedMarks(users, []).marks,
-    daemon: self(),
-    established: establishedTo(new Set(config.protect.filter((a) => a.proto === 'tcp').map((a) => a.port))),
-  };
-  try {
-    await firewall.setup(setup);
-  } catch (err) {
-    const why = errorMessage(err);
-    if (err instanceof TableInUseError) throw new OperatorError(why, EXIT.firewall);
-    const hint = /Operation not permitted|EPERM|EACCES/i.test(why)
-      ? ' (sesame needs CAP_NET_ADMIN to manage its nftables table: run it as root or with AmbientCapabilities=CAP_NET_ADMIN, see deploy/)'
-      : /ENOENT/.test(why) ? ' (is nftables installed? apt-get install nftables)' : '';
-    throw new OperatorError(`cannot set up nftables table inet ${config.table}: ${why}${hint}`, EXIT.firewall);
-  }
-}
+const limiterFor = (c: ServerConfig, now: () => number): RateLimiter =>
+  new RateLimiter({ perSecond: c.limits.perSourcePerSecond, burst: c.limits.perSourceBurst, maxSources: c.limits.maxSources, now });
 
 /** Revocations in a users file that fails validation (only from a file the daemon may trust at all). */
 function revocationsInRefused(path: string): ReturnType<typeof revocationsIn> {
@@ -125,13 +73,13 @@ export async function runServer(config: ServerConfig, log: Logger = createLogger
   }
 }
 
-async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: (handler: () => void) => void): Promise<RunningServer> {
+async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup: (handler: () => void) => void): Promise<RunningServer> {
   await loadSodium();
+  let config = initial;
   // Like sshd: files that others could have written are not trusted with who may open what.
   requireTrusted(config.file, 'config file', EXIT.config);
   requireTrusted(config.usersPath, 'users file', EXIT.config);
-  requireTrusted(config.serverKeyPath, 'server private key', EXIT.key);
-  const server = readServerSecretKey(config.serverKeyPath);
+  let servers: readonly ServerKeys[] = loadServerKeys(config);
   let users = loadUsers(config.usersPath);
   const now = (): number => Date.now();
   const replay = openReplay(config, now);
@@ -155,10 +103,10 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     kernel = run.catch(() => undefined);
     return run;
   };
-  const deps: PipelineDeps = {
-    server,
+  let deps: PipelineDeps = {
+    servers: () => servers,
     users: () => users,
-    limiter: new RateLimiter({ perSecond: config.limits.perSourcePerSecond, burst: config.limits.perSourceBurst, maxSources: config.limits.maxSources, now }),
+    limiter: limiterFor(config, now),
     replay,
     firewall,
     bounds: { defaultDurationSeconds: config.defaultDurationSeconds, maxDurationSeconds: config.maxDurationSeconds },
@@ -189,6 +137,32 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     await serially(() => trySyncKernel(firewall, next, log, { lostOpenOther: narrowed, previous: before }));
   };
 
+  // Server keys, limits, durations, log level and protected ports apply at once; the rest waits for a restart (logged).
+  const reloadConfig = async (): Promise<void> => {
+    let next: ServerConfig;
+    let nextServers: ServerKeys[];
+    try {
+      requireTrusted(config.file, 'config file', EXIT.config);
+      next = loadConfig(config.file);
+      nextServers = loadServerKeys(next);
+    } catch (err) {
+      log.error({ event: 'config.rejected', file: config.file, errors: errorMessage(err).split('\n') }, 'config refused; keeping the running one');
+      return;
+    }
+    const plan = planReload(config, next);
+    if (plan.needRestart.length > 0) log.warn({ event: 'config.restart_needed', settings: plan.needRestart }, 'these settings changed but apply only after a restart');
+    config = plan.effective;
+    servers = nextServers;
+    deps = { ...deps, bounds: { defaultDurationSeconds: config.defaultDurationSeconds, maxDurationSeconds: config.maxDurationSeconds }, ...(plan.limiter ? { limiter: limiterFor(config, now) } : {}) };
+    if (plan.firewall) await serially(() => setupFirewall(firewall, config, users)).catch((err: unknown) => log.error({ event: 'config.firewall_failed', err: errorMessage(err) }, 'could not apply the new protected ports or limits to the table'));
+    log.info({ event: 'config.reloaded', applied: plan.applied, serverKeys: servers.map((k) => fingerprint(k.publicKey)) }, 'config reloaded');
+    log.level = config.logLevel; // after the line above, which would otherwise vanish when the level goes up
+  };
+  const reloadAll = async (): Promise<void> => {
+    await reloadConfig();
+    await reload();
+  };
+
   await startCapture(capture, config, (packet, source) => {
     try {
       handlePacket(deps, packet, source);
@@ -198,18 +172,19 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     }
   }).catch(abandon);
 
-  // Watch the directory: editors and `sesame user` replace the file by rename, which a watch on the file itself would miss.
-  let pending: NodeJS.Timeout | undefined;
-  const watcher: FSWatcher = watch(dirname(config.usersPath), (_event, name) => {
-    if (name !== null && name !== basename(config.usersPath)) return;
-    clearTimeout(pending);
-    pending = setTimeout(() => void reload(), DAEMON.usersReloadDebounceMs);
-  });
-  onHup(() => void reload());
+  // Watch the directories: editors and `sesame user` replace files by rename, which a watch on the file itself would miss.
+  const pending = new Map<string, NodeJS.Timeout>();
+  const onChange = (file: string, task: () => Promise<void>) => (_event: string, name: string | null): void => {
+    if (name !== null && name !== basename(file)) return;
+    clearTimeout(pending.get(file));
+    pending.set(file, setTimeout(() => void task(), DAEMON.usersReloadDebounceMs));
+  };
+  const watchers: FSWatcher[] = [watch(dirname(config.usersPath), onChange(config.usersPath, reload)), watch(dirname(config.file), onChange(config.file, reloadConfig))];
+  onHup(() => void reloadAll());
 
   const housekeeping = setInterval(() => drops.flush(), DAEMON.housekeepingMs);
   housekeeping.unref();
-  log.info({ event: 'server.started', serverKey: fingerprint(server.publicKey), knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map(formatAccess) }, 'sesame server started');
+  log.info({ event: 'server.started', serverKeys: servers.map((k) => fingerprint(k.publicKey)), knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map(formatAccess) }, 'sesame server started');
 
   let resolveStopped = (): void => {};
   const stopped = new Promise<void>((resolve) => {
@@ -220,8 +195,8 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     if (stopping) return stopped;
     stopping = true;
     clearInterval(housekeeping);
-    clearTimeout(pending);
-    watcher.close();
+    for (const t of pending.values()) clearTimeout(t);
+    for (const w of watchers) w.close();
     process.off('SIGHUP', hup);
     await capture.close();
     await replay.durable().catch(() => {});
@@ -233,5 +208,5 @@ async function start(config: ServerConfig, log: Logger, hup: () => void, onHup: 
     resolveStopped();
     return stopped;
   };
-  return { reload, stop, stopped };
+  return { reload, reloadAll, stop, stopped };
 }

@@ -4,6 +4,7 @@ import { formatAccess } from '../protocol/access.ts';
 import { rateKey } from '../protocol/address.ts';
 import type { Address } from '../protocol/address.ts';
 import { toHex } from '../protocol/bytes.ts';
+import { fingerprint } from '../protocol/keys.ts';
 import type { ServerKeys } from '../protocol/keys.ts';
 import { decodePayload } from '../protocol/parse.ts';
 import { DROP } from '../protocol/reasons.ts';
@@ -24,7 +25,8 @@ import type { AuthorizedKey } from './verify.ts';
 import { verify } from './verify.ts';
 
 export interface PipelineDeps {
-  readonly server: ServerKeys;
+  /** The server keys in force (more than one during a key rotation); replaced on reload. */
+  readonly servers: () => readonly ServerKeys[];
   readonly users: () => UserTable;
   readonly limiter: RateLimiter;
   readonly replay: ReplayStore;
@@ -45,28 +47,29 @@ export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Addres
   const receivedMs = performance.now();
   const dropped = (reason: DropReason, detail?: Detail, user?: string): void => d.drops.record(reason, source, user === undefined ? detail : { ...detail, user });
 
-  const outer = prefilter(packet, d.server.mac1Key); // 1 prefilter.ts: length, version, mac1
-  if (!outer.ok) return dropped(outer.reason, outer.detail);
-  if (d.replay.seenPacket(outer.value.mac1)) return dropped(DROP.replay); // 2 replay.ts: this very packet was accepted before
+  const pre = prefilter(packet, d.servers()); // 1 prefilter.ts: length, version, mac1 (which server key)
+  if (!pre.ok) return dropped(pre.reason, pre.detail);
+  const { outer, server } = pre.value;
+  if (d.replay.seenPacket(outer.mac1)) return dropped(DROP.replay); // 2 replay.ts: this very packet was accepted before
   if (!d.limiter.admit(rateKey(source))) return dropped(DROP.rateLimited); // 3 ratelimit.ts: per-source budget for public-key work
-  const inner = openBox(outer.value, d.server); // 4 open.ts: the sealed box
+  const inner = openBox(outer, server); // 4 open.ts: the sealed box
   if (!inner.ok) return dropped(inner.reason, inner.detail);
   const users = d.users();
-  const key = verify(inner.value, users.lookup, d.server.publicKey); // 5 verify.ts: key id, signature, not revoked
+  const key = verify(inner.value, users.lookup, server.publicKey); // 5 verify.ts: key id, signature, not revoked
   if (!key.ok) return dropped(key.reason, key.detail);
   const { user } = key.value;
   const payload = decodePayload(inner.value.payloadBytes); // 6 parse.ts: decode and validate the payload
   if (!payload.ok) return dropped(payload.reason, payload.detail, user);
   const fresh = checkFreshness(payload.value.timestampMs, d.now(), d.windowMs); // 7 freshness.ts: timestamp within the window
   if (!fresh.ok) return dropped(fresh.reason, fresh.detail, user);
-  const first = d.replay.checkAndCommit(replayDigest(key.value.keyId, inner.value.payloadBytes), outer.value.mac1, payload.value.timestampMs); // 8 replay.ts: first use, recorded
+  const first = d.replay.checkAndCommit(replayDigest(key.value.keyId, inner.value.payloadBytes), outer.mac1, payload.value.timestampMs); // 8 replay.ts: first use, recorded
   if (!first.ok) return dropped(first.reason, first.detail, user);
   const policy = users.policy(user);
   if (policy === undefined) return dropped(DROP.unknownKey);
   const grants = decide(payload.value, source, policy, d.bounds); // 9 policy.ts: source, address, ports, duration
   if (!grants.ok) return dropped(grants.reason, grants.detail);
   d.log.info(
-    { event: 'knock.accepted', user, keyId: toHex(key.value.keyId), source: source.text, ports: payload.value.access.map(formatAccess), ttlSeconds: grants.value[0]?.ttlSeconds, skewMs: payload.value.timestampMs - d.now() },
+    { event: 'knock.accepted', user, keyId: toHex(key.value.keyId), serverKey: fingerprint(server.publicKey), source: source.text, ports: payload.value.access.map(formatAccess), ttlSeconds: grants.value[0]?.ttlSeconds, skewMs: payload.value.timestampMs - d.now() },
     'knock accepted',
   );
   const owner = ownerOf(key.value.keyId);

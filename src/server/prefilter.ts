@@ -1,18 +1,25 @@
-// Step 1 of the packet path: length, version and mac1, the cheap checks that run before any public-key operation. Input: raw untrusted bytes.
-import type { Mac1Key } from '../protocol/bytes.ts';
+// Step 1 of the packet path: length, version and mac1, the cheap checks that run before any public-key operation. mac1 is tried against each server key in force (one keyed hash each; at most 4 during a key rotation), and names the key the packet was sealed to. Input: raw untrusted bytes.
+import type { ServerKeys } from '../protocol/keys.ts';
 import { WIRE } from '../protocol/layout.ts';
-import { DROP, drop } from '../protocol/reasons.ts';
+import { DROP, drop, ok } from '../protocol/reasons.ts';
 import type { Result } from '../protocol/reasons.ts';
 import { sodium } from '../protocol/sodium.ts';
 import { parseOuter } from '../protocol/parse.ts';
 import type { OuterPacket } from '../protocol/parse.ts';
 
-export function prefilter(packet: Uint8Array, mac1Key: Mac1Key): Result<OuterPacket> {
+export interface Prefiltered {
+  readonly outer: OuterPacket;
+  /** The server key whose mac1 the packet carries: the one its box is sealed to. */
+  readonly server: ServerKeys;
+}
+
+export function prefilter(packet: Uint8Array, servers: readonly ServerKeys[]): Result<Prefiltered> {
   const outer = parseOuter(packet);
   if (!outer.ok) return outer;
   const na = sodium();
-  const expected = na.crypto_generichash(WIRE.mac1Bytes, outer.value.macInput, mac1Key);
-  if (!na.memcmp(expected, outer.value.mac1)) return drop(DROP.badMac);
-  return outer;
+  for (const server of servers) {
+    const expected = na.crypto_generichash(WIRE.mac1Bytes, outer.value.macInput, server.mac1Key);
+    if (na.memcmp(expected, outer.value.mac1)) return ok({ outer: outer.value, server });
+  }
+  return drop(DROP.badMac);
 }
-

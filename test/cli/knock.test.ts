@@ -24,7 +24,7 @@ import type { VerifiedKnock } from '../helpers/verdict.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sesame-knock-'));
 const identity = join(dir, 'id_ed25519');
-const serverPub = join(dir, 'server.key.pub');
+const serverPub = join(dir, 'server.pub');
 let server: ServerKeys;
 let user: UserKeys;
 
@@ -155,7 +155,7 @@ describe('--print-packet', () => {
     const cfgDir = join(dir, 'cfg');
     mkdirSync(cfgDir, { recursive: true });
     const config = join(cfgDir, 'config.json');
-    writeFileSync(config, JSON.stringify({ profiles: { lab: { host: 'lab.invalid', serverKey: '../server.key.pub', identity: '../id_ed25519', ports: ['udp/51820', 'tcp/2222'], durationSeconds: 45 } } }));
+    writeFileSync(config, JSON.stringify({ profiles: { lab: { host: 'lab.invalid', serverKey: '../server.pub', identity: '../id_ed25519', ports: ['udp/51820', 'tcp/2222'], durationSeconds: 45 } } }));
     const r = await run(knock, ['lab', '--config', config, '--print-packet']);
     assert.equal(r.code, EXIT.ok, r.err);
     const k = verdict(fromHex(r.out.trim()) ?? assert.fail('not hex'));

@@ -11,7 +11,7 @@ before(async () => { await loadSodium(); });
 
 test('deploy/config.example.json is a valid config', () => {
   const c = parseConfig(JSON.parse(readFileSync(deploy('config.example.json'), 'utf8')), deploy('config.example.json'));
-  assert.equal(c.serverKeyPath, '/etc/sesame/server.key');
+  assert.deepEqual(c.serverKeyPaths, ['/etc/sesame/server.key']);
   assert.equal(c.usersPath, '/etc/sesame/users.json');
   assert.deepEqual(c.protect, [{ proto: 'tcp', port: 22 }]);
 });

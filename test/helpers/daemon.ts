@@ -40,7 +40,7 @@ export function makeServerDir(config: Record<string, unknown>): ServerDir {
     configPath,
     usersPath,
     serverKeys,
-    serverPubPath: join(dir, 'server.key.pub'),
+    serverPubPath: join(dir, 'server.pub'),
     userKey(name) {
       const keys = generateUserKeys();
       writeKeyPair(join(dir, name), formatKeyLine(KEY_TYPE.userSecret, keys.secretKey.subarray(0, 32), name), formatKeyLine(KEY_TYPE.userPublic, keys.publicKey, name), true);

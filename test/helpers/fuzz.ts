@@ -50,7 +50,7 @@ export function fuzzWorld(validCount: number): FuzzWorld {
   const now = (): number => Date.now();
   const firewall = new RecordingFirewall();
   const deps: PipelineDeps = {
-    server,
+    servers: () => [server],
     users: () => users,
     limiter: new RateLimiter({ perSecond: 1e9, burst: 1e9, maxSources: 1024, now }),
     replay: new ReplayStore({ dir, windowMs: 30_000, maxEntries: 10_000_000, now }),

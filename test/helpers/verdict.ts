@@ -25,9 +25,9 @@ export interface VerifiedKnock {
 }
 
 export function checkKnock(packet: Uint8Array, ctx: CheckContext): Result<VerifiedKnock> {
-  const outer = prefilter(packet, ctx.server.mac1Key);
-  if (!outer.ok) return outer;
-  const inner = openBox(outer.value, ctx.server);
+  const pre = prefilter(packet, [ctx.server]);
+  if (!pre.ok) return pre;
+  const inner = openBox(pre.value.outer, ctx.server);
   if (!inner.ok) return inner;
   const key = verify(inner.value, ctx.lookup, ctx.server.publicKey);
   if (!key.ok) return key;

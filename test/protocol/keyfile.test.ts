@@ -1,14 +1,14 @@
 // Key files and `sesame keygen`: formats, 0600 writes that never overwrite by accident, refusal of keys others can read.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { toBase64 } from '../../src/protocol/bytes.ts';
 import { OperatorError } from '../../src/errors.ts';
-import { deriveKeyId, generateUserKeys } from '../../src/protocol/keys.ts';
+import { deriveKeyId, fingerprint, generateUserKeys } from '../../src/protocol/keys.ts';
 import { parseServerPublicKey, parseUserPublicKey, readServerPublicKey, readServerSecretKey, readUserPublicKey, readUserSecretKey } from '../../src/protocol/keyfile.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { CLI } from '../helpers/daemon.ts';
@@ -50,14 +50,19 @@ test('keygen writes a 0600 private key and a public line, refuses to overwrite, 
   assert.notEqual(readFileSync(`${path}.pub`, 'utf8'), pub);
 });
 
-test('keygen --server writes an X25519 pair the server can load', async () => {
+test('keygen --server writes an X25519 pair the server can load: NAME.key and NAME.pub, with its fingerprint', async () => {
   const path = join(dir, 'server.key');
   const r = await keygen('--server', '-f', path);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(statSync(path).mode & 0o777, 0o600);
   const keys = readServerSecretKey(path);
-  assert.deepEqual(Buffer.from(readServerPublicKey(`${path}.pub`).key), Buffer.from(keys.publicKey));
+  assert.deepEqual(Buffer.from(readServerPublicKey(join(dir, 'server.pub')).key), Buffer.from(keys.publicKey));
+  assert.ok(!existsSync(`${path}.pub`), 'no server.key.pub beside it');
+  assert.match(r.stdout, new RegExp(`Fingerprint: ${fingerprint(keys.publicKey).replace(/[+/]/g, '\\$&')}\n`));
   assert.equal((await keygen('--server', '-f', path)).code, 4);
+  const forced = await keygen('--server', '-f', path, '--force');
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.deepEqual(Buffer.from(readServerPublicKey(join(dir, 'server.pub')).key), Buffer.from(readServerSecretKey(path).publicKey), 'both halves replaced together');
 });
 
 test('a private key readable by group or others is refused, naming the file, like ssh', async () => {

@@ -28,13 +28,18 @@ test('defaults and relative paths', () => {
   const c = parseConfig(minimal, '/etc/sesame/config.json');
   assert.equal(c.knockPort, 62201);
   assert.deepEqual(c.listen.map((a) => a.text), ['0.0.0.0', '::']);
-  assert.equal(c.serverKeyPath, '/etc/sesame/server.key');
+  assert.deepEqual(c.serverKeyPaths, ['/etc/sesame/server.key']);
   assert.equal(c.usersPath, '/etc/sesame/users.json');
   assert.equal(c.stateDir, '/var/lib/sesame');
   assert.equal(c.windowMs, 30_000);
   assert.equal(c.table, 'sesame');
   assert.equal(c.capture.mode, 'udp');
   assert.deepEqual(c.protect, [{ proto: 'tcp', port: 22 }]);
+});
+
+test('serverKeys lists several server keys (a rotation); serverKey is the one-key form', () => {
+  const c = parseConfig({ serverKeys: ['old.key', '/etc/sesame/new.key'], usersFile: 'u.json', protect: ['tcp/22'] }, '/x/c.json');
+  assert.deepEqual(c.serverKeyPaths, ['/x/old.key', '/etc/sesame/new.key']);
 });
 
 test('every config error names the file, the JSON path and what was expected', () => {
@@ -51,6 +56,9 @@ test('every config error names the file, the JSON path and what was expected', (
     [{ ...minimal, firewall: { table: 'Filter; drop' } }, /\/firewall\/table: does not match/],
     [{ ...minimal, defaultDurationSeconds: 600, maxDurationSeconds: 60 }, /\/defaultDurationSeconds: 600 is more than maxDurationSeconds \(60\)/],
     [[], /\/x\/c\.json: \/: must be object/],
+    [{ usersFile: 'u', protect: ['tcp/22'] }, /^\/x\/c\.json: \/: give exactly one of "serverKey", "serverKeys"$/],
+    [{ ...minimal, serverKeys: ['b.key'] }, /^\/x\/c\.json: \/: give exactly one of "serverKey", "serverKeys"$/],
+    [{ usersFile: 'u', protect: ['tcp/22'], serverKeys: [] }, /\/serverKeys: must NOT have fewer than 1 items/],
   ];
   for (const [json, pattern] of cases) assert.match(refusal(() => parseConfig(json, '/x/c.json')), pattern);
 });

@@ -92,7 +92,7 @@ function world(opts: { burst?: number; maxGrants?: number } = {}): World {
   const drops = new DropLog(log, { perInterval: 1000, intervalMs: 10_000, now });
   const replay = new ReplayStore({ dir, windowMs: 30_000, maxEntries: 1000, now });
   const deps: PipelineDeps = {
-    server,
+    servers: () => [server],
     users: () => w.users,
     limiter: new RateLimiter({ perSecond: 1, burst: opts.burst ?? 100, maxSources: 100, now }),
     replay,
