@@ -5,6 +5,8 @@ import { errorMessage, EXIT, OperatorError } from '../errors.ts';
 import { commandLineOf, startTicksOf } from '../process.ts';
 import { formatAccess } from '../protocol/access.ts';
 import { parseAddress } from '../protocol/address.ts';
+import { readServerSecretKey } from '../protocol/keyfile.ts';
+import { fingerprint } from '../protocol/keys.ts';
 import { loadSodium } from '../protocol/sodium.ts';
 import { loadConfig } from '../server/config.ts';
 import type { ServerConfig } from '../server/config.ts';
@@ -81,6 +83,13 @@ export async function status(argv: string[]): Promise<number> {
     table: `inet ${c.config.table}`,
     tableExists: view.exists,
     daemon: daemon === undefined ? { running: false } : { running: true, pid: daemon.pid },
+    serverKeys: c.config.serverKeyPaths.map((path) => {
+      try {
+        return fingerprint(readServerSecretKey(path).publicKey);
+      } catch (err) {
+        return `unreadable: ${errorMessage(err).split('\n')[0] ?? ''}`;
+      }
+    }),
     knockPort: c.config.knockPort,
     capture: c.config.capture.mode,
     protect: c.config.protect.map(formatAccess),
@@ -97,6 +106,7 @@ export async function status(argv: string[]): Promise<number> {
   const lines = [
     `table ${report.table}: ${view.exists ? '' : 'absent; '}daemon ${daemon === undefined ? 'not running' : `running, pid ${daemon.pid} (${commandLineOf(daemon.pid)})`}`,
     `knock port ${report.knockPort} (${report.capture}), protecting ${report.protect.join(', ')}`,
+    `server key${report.serverKeys.length === 1 ? '' : 's'} ${report.serverKeys.join(', ')}`,
     c.users === undefined ? `users file ${c.config.usersPath} does not load: ${c.usersError ?? ''}` : `${report.users} users, ${report.activeKeys} active keys, ${report.revokedKeys} revoked (${c.config.usersPath})`,
     grants.length === 0 ? 'no live grants' : `${grants.length} live grant${grants.length === 1 ? '' : 's'}:`,
   ];
