@@ -421,12 +421,14 @@ function printTable(f: { fu: Figures; fp: Figures; sd: Figures; sp: Figures }, u
   const { fu, fp, sd, sp } = f;
   const med = (x: Figures): number => percentile(x.latencyMs, 50);
   const p95 = (x: Figures): number => percentile(x.latencyMs, 95);
+  const top = (x: Figures): number => percentile(x.latencyMs, 100);
   const yn = (b: boolean): string => (b ? 'yes' : 'no');
   type Row = [string, string, string, string, string, string, string];
   const num = (label: string, get: (x: Figures) => number, d = 2): Row => [label, fixed(get(fu), d), fixed(get(fp), d), fixed(get(sd), d), fixed(get(sp), d), ratio(get(sd), get(fu)), ratio(get(sp), get(fp))];
   const rows: Row[] = [
     [`knock-to-open latency, median (${LATENCY_KNOCKS} knocks), ms`, fixed(med(fu)), fixed(med(fp)), fixed(med(sd)), fixed(med(sp)), ratio(med(sd), med(fu)), ratio(med(sp), med(fp))],
     ['knock-to-open latency, p95, ms', fixed(p95(fu)), fixed(p95(fp)), fixed(p95(sd)), fixed(p95(sp)), ratio(p95(sd), p95(fu)), ratio(p95(sp), p95(fp))],
+    ['knock-to-open latency, max, ms', fixed(top(fu)), fixed(top(fp)), fixed(top(sd)), fixed(top(sp)), ratio(top(sd), top(fu)), ratio(top(sp), top(fp))],
     [`valid knocks accepted of ${FLOOD_KNOCKS} sent in bursts`, String(fu.floodAccepted), String(fp.floodAccepted), String(sd.floodAccepted), String(sp.floodAccepted), ratio(sd.floodAccepted, fu.floodAccepted), ratio(sp.floodAccepted, fp.floodAccepted)],
     num('valid distinct knocks processed per second', (x) => x.perSecond, 0),
     num('CPU-seconds per 1,000 knocks (daemon + children)', (x) => x.cpuPer1000),
