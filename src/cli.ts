@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   server: { summary: 'run the daemon, or: server init DIR | --check | --cleanup', load: async () => (await import('./cli/server.ts')).server },
   knock: { summary: 'send one knock to open a port on a server (--wait: until it is open)', load: async () => (await import('./cli/knock.ts')).knock },
   'ssh-proxy': { summary: 'knock, wait for the port, then relay stdin/stdout (ssh ProxyCommand)', load: async () => (await import('./cli/knock.ts')).sshProxy },
+  profile: { summary: "profile import LINE: add a server to your client config from its admin's invitation", load: async () => (await import('./cli/profile.ts')).profile },
   user: { summary: "manage the server's users: add | set | list | show | revoke | remove", load: async () => (await import('./cli/user.ts')).user },
   status: { summary: 'live grants (from the kernel) and whether the daemon runs', load: async () => (await import('./cli/status.ts')).status },
   grant: { summary: 'grant close --user NAME | --address ADDRESS: close grants and cut their sessions', load: async () => (await import('./cli/status.ts')).grant },

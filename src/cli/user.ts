@@ -1,4 +1,4 @@
-// `sesame user add | list | show | revoke | remove`: flags, printing and the file I/O around the document edits in server/users-edit.ts. Operator input: flags and key files (control characters refused), the users file (printed escaped).
+// `sesame user add | set | list | show | invite | revoke | remove`: flags, printing and the file I/O around the document edits in server/users-edit.ts. Operator input: flags and key files (control characters refused), the users file (printed escaped).
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { userInfo } from 'node:os';
@@ -7,17 +7,26 @@ import { errorMessage, EXIT, OperatorError } from '../errors.ts';
 import { CEILING, LOCK } from '../limits.ts';
 import { withLock } from '../process.ts';
 import { readJson, readText, writeFileAtomic } from '../files.ts';
-import { loadSodium } from '../protocol/sodium.ts';
+import { parseAccess } from '../protocol/access.ts';
+import type { Access } from '../protocol/access.ts';
+import type { ServerPublicKey } from '../protocol/bytes.ts';
+import { readServerSecretKey } from '../protocol/keyfile.ts';
+import { fingerprint } from '../protocol/keys.ts';
+import { loadSodium, sodium } from '../protocol/sodium.ts';
+import { formatInvitation, INVITE, parseHost, qrText } from '../client/invite.ts';
 import { loadConfig } from '../server/config.ts';
+import type { ServerConfig } from '../server/config.ts';
 import { parseUsers, validateUsersFile } from '../server/users.ts';
 import type { UsersFile } from '../server/users.ts';
 import { addKey, normalKeyLine, revokedViews, revokeKeys, setPolicy, userViews } from '../server/users-edit.ts';
 import { printable, printableJson, requirePrintable } from '../text.ts';
 
 const HELP = `usage: sesame user add NAME --key FILE_OR_LINE [--ports tcp/22,...] [--max-duration 30s] [--from CIDR,...] [--may-open-other] [--force]
+                     [--host HOST [--knock-port N] [--qr]]
        sesame user set NAME [--ports LIST] [--max-duration D] [--from LIST] [--may-open-other | --no-may-open-other]
        sesame user list [--json]
        sesame user show NAME [--json]
+       sesame user invite NAME --host HOST [--knock-port N] [--qr]
        sesame user revoke NAME [--key KEYID] [--reason TEXT] [--keep-sessions]
        sesame user remove NAME [--reason TEXT] [--keep-sessions]
   every form takes -c CONFIG (default ${DEFAULT_SERVER_CONFIG}); the users file is the config's "usersFile"
@@ -36,9 +45,16 @@ a narrowed policy no longer allows. A server that was not running does the same 
     --from LIST     source CIDRs the knock must come from (default: any)
     --may-open-other  allow the user's knock to name another address to open (NAT)
     --force         re-add a key that was revoked (its revocation stays in the record, marked reinstated)
+    --host HOST     then print the user's invitation (see invite)
   set NAME          change a user's policy (the flags as for add; --from "" means any source again)
   list              users, their keys (by key id) and the revocation record; --json for scripts
   show NAME         one user in detail
+  invite NAME       print the user's invitation: one line "sesame-invite:1:..." holding HOST, the knock
+                    port, the server's public key(s) and the user's ports, and no secret; on a terminal
+                    (or with --qr) also as a QR code. The user runs "sesame profile import LINE".
+    --host HOST     the name or address users knock at (the server cannot know its public name)
+    --knock-port N  the knock port as users reach it (default: the config's knockPort; differs behind NAT)
+    --qr            print the QR code also when stdout is not a terminal
   revoke NAME       revoke all the user's keys, or one with --key KEYID (a unique prefix of 8+ hex digits);
                     the keys move to the revocation record with time, who and --reason; their grants
                     close and the connections they admitted stop passing traffic
@@ -62,6 +78,9 @@ export async function user(argv: string[]): Promise<number> {
     reason: { type: 'string' },
     'keep-sessions': { type: 'boolean' },
     json: { type: 'boolean' },
+    host: { type: 'string' },
+    'knock-port': { type: 'string' },
+    qr: { type: 'boolean' },
   }, true);
   const [action, name, ...extra] = positionals;
   // Everything given here may end up in the file and on an admin's terminal, and is echoed in errors: refused once, here.
@@ -74,13 +93,17 @@ export async function user(argv: string[]): Promise<number> {
   if (extra.length > 0) throw new OperatorError(`unexpected argument "${extra[0]}" (see sesame user --help)`, EXIT.usage);
   if (values['may-open-other'] === true && values['no-may-open-other'] === true) throw new OperatorError('--may-open-other and --no-may-open-other exclude each other', EXIT.usage);
   await loadSodium();
-  const usersPath = loadConfig(resolve(values.config ?? DEFAULT_SERVER_CONFIG)).usersPath;
+  const config = loadConfig(resolve(values.config ?? DEFAULT_SERVER_CONFIG));
+  const usersPath = config.usersPath;
   const needName = (): string => {
     if (name === undefined) throw new OperatorError(`sesame user ${action} needs a user NAME`, EXIT.usage);
     return name;
   };
-  if (action === 'list' || action === 'show') {
+  // Everything the invitation needs from flags and key files is read before any edit: a bad --host changes nothing.
+  const server = action === 'add' || action === 'invite' ? invitationServer(action, config, values) : undefined;
+  if (action === 'list' || action === 'show' || action === 'invite') {
     const doc = readUsers(usersPath);
+    if (action === 'invite') return printInvitation(doc, needName(), server, values.qr === true, false);
     return action === 'list' ? list(doc, values.json === true) : show(doc, needName(), values.json === true);
   }
   const maxDuration = values['max-duration'];
@@ -126,6 +149,65 @@ export async function user(argv: string[]): Promise<number> {
     return broken === undefined ? message : `${message}\nwarning: ${usersPath} does not validate (below); the revocation is written and a running daemon applies it now, but keeps refusing the rest of the file until it is fixed:\n${broken}`;
   });
   process.stdout.write(`${printable(said)}\n`);
+  if (action !== 'add') return EXIT.ok;
+  if (server === undefined) {
+    if (process.stdout.isTTY === true) process.stdout.write(`(to give ${name} the one line that sets up their client: sesame user invite ${name} --host HOST)\n`);
+    return EXIT.ok;
+  }
+  return printInvitation(readUsers(usersPath), needName(), server, values.qr === true, true);
+}
+
+/** What an invitation says about the server; undefined for add without --host. */
+interface InvitationServer {
+  readonly host: string;
+  readonly knockPort: number;
+  readonly serverKeys: readonly ServerPublicKey[];
+}
+
+function invitationServer(action: string, config: ServerConfig, v: { host?: string | undefined; 'knock-port'?: string | undefined; qr?: boolean | undefined }): InvitationServer | undefined {
+  if (v.host === undefined) {
+    if (action === 'invite') throw new OperatorError('sesame user invite needs --host HOST: the name or address users knock at (the server cannot know its public name)', EXIT.usage);
+    if (v.qr === true || v['knock-port'] !== undefined) throw new OperatorError(`${v.qr === true ? '--qr' : '--knock-port'} is for the invitation, which needs --host HOST`, EXIT.usage);
+    return undefined;
+  }
+  const host = parseHost(v.host);
+  if (!host.ok) throw new OperatorError(`--host: ${host.reason}`, EXIT.usage);
+  const portText = v['knock-port'];
+  const knockPort = portText === undefined ? config.knockPort : /^[1-9]\d{0,4}$/.test(portText) && Number(portText) <= 65_535 ? Number(portText) : undefined;
+  if (knockPort === undefined) throw new OperatorError(`--knock-port ${JSON.stringify(portText)}: expected a port number 1-65535`, EXIT.usage);
+  return { host: host.value, knockPort, serverKeys: serverPublicKeys(config) };
+}
+
+/**
+ * The public halves of the server's private key files, in the config's order (clients knock with the first). Derived
+ * from the private keys the daemon uses, so a stale .pub file cannot slip into an invitation.
+ */
+function serverPublicKeys(config: ServerConfig): ServerPublicKey[] {
+  const files = config.serverKeyPaths;
+  if (files.length === 0 || files.length > INVITE.maxServerKeys) throw new OperatorError(`${config.file} names ${files.length} server key files; an invitation carries 1 to ${INVITE.maxServerKeys}`, EXIT.config);
+  return files.map((path) => {
+    const keys = readServerSecretKey(path);
+    sodium().memzero(keys.secretKey);
+    return keys.publicKey;
+  });
+}
+
+/** The invitation line; on a terminal, how to use it; on a terminal or with --qr, the QR code. */
+async function printInvitation(doc: UsersFile, name: string, server: InvitationServer | undefined, qr: boolean, afterAdd: boolean): Promise<number> {
+  if (server === undefined) throw new Error('printInvitation without --host');
+  const v = userViews(doc).find((u) => u.name === name);
+  if (v === undefined) throw new OperatorError(`no user "${name}" (sesame user list shows who there is)`, EXIT.config);
+  const all = v.ports.map(parseAccess).filter((a): a is Access => a !== undefined);
+  if (all.length > INVITE.maxAccessEntries) process.stderr.write(`sesame: warning: ${name} may open ${all.length} ports and one knock asks for at most ${INVITE.maxAccessEntries}: the invitation lists the first ${INVITE.maxAccessEntries}\n`);
+  if (v.keys.length === 0) process.stderr.write(`sesame: warning: ${name} has no active key: the invitation opens nothing until one is added\n`);
+  const line = formatInvitation({ ...server, access: all.slice(0, INVITE.maxAccessEntries) });
+  const tty = process.stdout.isTTY === true;
+  const text = [
+    ...(afterAdd && tty ? [''] : []),
+    line,
+    ...(tty ? ['', `Give this line to ${name}: it holds no secret. On their machine: sesame profile import LINE`, `server key ${server.serverKeys.map(fingerprint).join(', ')} (the import prints it too: compare)`] : []),
+  ];
+  process.stdout.write(`${text.map(printable).join('\n')}\n${qr || tty ? `\n${await qrText(line, tty)}` : ''}`);
   return EXIT.ok;
 }
 

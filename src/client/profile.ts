@@ -54,13 +54,16 @@ export const CONFIG_HELP = `The config file is JSON (schema: src/schema/client.s
       "host": "prod.example.com",          host to knock at (default: the profile name)
       "family": 4,                         4 or 6
       "knockPort": ${DEFAULTS.knockPort},
-      "serverKey": "prod.pub",             a file, or the "sesame-x25519 BASE64 comment" line itself
+      "serverKey": "prod.pub",             a file, or the "sesame-x25519 BASE64 comment" line itself; or instead
+                                           "serverKeys": [KEY, ...] (a key rotation, up to 4): knocks use the first
       "identity": "~/.config/sesame/id_ed25519",
       "ports": ["tcp/22", "udp/51820"],
       "durationSeconds": 60,
       "openAddress": "198.51.100.7",       see --open
       "timeoutSeconds": 5 } } }            see --timeout
-Relative paths in a profile are relative to the config file's directory; "~/" is your home directory.`;
+Relative paths in a profile are relative to the config file's directory; "~/" is your home directory.
+A HOST that names no profile but is the "host" of exactly one profile uses that profile (so ssh's %h works).
+"sesame profile import LINE" writes a profile from an invitation your admin gives you.`;
 
 /** Client-side state lives under $XDG_CONFIG_HOME/sesame (default ~/.config/sesame). */
 function configHome(): string {
@@ -74,11 +77,12 @@ export const DEFAULT_ACCESS: readonly Access[] = [{ proto: 'tcp', port: 22 }];
 export const defaultConfigPath = (): string => join(configHome(), 'config.json');
 
 /** The file's shape as the schema guarantees it; keep in step with src/schema/client.schema.json (a test checks the keys). */
-interface ProfileEntry {
+export interface ProfileEntry {
   host?: string;
   family?: 4 | 6;
   knockPort?: number;
   serverKey?: string;
+  serverKeys?: string[];
   identity?: string;
   ports?: string[];
   durationSeconds?: number;
@@ -86,12 +90,15 @@ interface ProfileEntry {
   timeoutSeconds?: number;
 }
 
-interface ConfigFile {
+export interface ClientConfigFile {
   $schema?: string;
   profiles?: Record<string, ProfileEntry>;
 }
 
-export const PROFILE_KEYS = ['host', 'family', 'knockPort', 'serverKey', 'identity', 'ports', 'durationSeconds', 'openAddress', 'timeoutSeconds'] as const;
+export const PROFILE_KEYS = ['host', 'family', 'knockPort', 'serverKey', 'serverKeys', 'identity', 'ports', 'durationSeconds', 'openAddress', 'timeoutSeconds'] as const;
+
+/** The schema's propertyNames pattern for profile names (a test keeps the two equal). */
+export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 const SERVER_KEY_LINE = /^\s*sesame-x25519\s/;
 
@@ -102,12 +109,12 @@ export function expandPath(path: string, base: string): string {
   return resolve(base, path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path);
 }
 
-let validator: ValidateFunction<ConfigFile> | undefined;
+let validator: ValidateFunction<ClientConfigFile> | undefined;
 
 /** Compiled once, and only when a config file exists: ajv costs tens of milliseconds at start-up. */
-async function validate(): Promise<{ check: ValidateFunction<ConfigFile>; errors: typeof import('../schema.ts').schemaErrors }> {
+async function validate(): Promise<{ check: ValidateFunction<ClientConfigFile>; errors: typeof import('../schema.ts').schemaErrors }> {
   const schema = await import('../schema.ts');
-  validator ??= schema.compileSchemaFile<ConfigFile>('client.schema.json');
+  validator ??= schema.compileSchemaFile<ClientConfigFile>('client.schema.json');
   return { check: validator, errors: schema.schemaErrors };
 }
 
@@ -122,8 +129,11 @@ function convert(file: string, name: string, e: ProfileEntry): KnockOptions {
   });
   const openAddress = e.openAddress === undefined ? undefined : parseAddress(e.openAddress);
   if (e.openAddress !== undefined && openAddress === undefined) throw configError(`${at('openAddress')}: ${JSON.stringify(e.openAddress)} is not an IPv4 or IPv6 address`);
+  if (e.serverKey !== undefined && e.serverKeys !== undefined) throw configError(`${at('serverKeys')}: give "serverKey" or "serverKeys", not both`);
+  // Of several keys (a server key rotation) the first is the one to knock with.
+  const [keyText, where] = e.serverKeys === undefined ? [e.serverKey, at('serverKey')] : [e.serverKeys[0], `${at('serverKeys')}[0]`];
   const serverKey: ServerKeySource | undefined =
-    e.serverKey === undefined ? undefined : SERVER_KEY_LINE.test(e.serverKey) ? { kind: 'inline', line: e.serverKey, where: at('serverKey') } : { kind: 'file', path: expandPath(e.serverKey, dir) };
+    keyText === undefined ? undefined : SERVER_KEY_LINE.test(keyText) ? { kind: 'inline', line: keyText, where } : { kind: 'file', path: expandPath(keyText, dir) };
   return {
     ...(e.host === undefined ? {} : { host: e.host }),
     ...(e.family === undefined ? {} : { family: e.family }),
@@ -143,8 +153,11 @@ function convert(file: string, name: string, e: ProfileEntry): KnockOptions {
  */
 export async function loadClientConfig(file: string, explicit: boolean): Promise<ClientConfig | undefined> {
   const text = explicit ? readText(file, 'config file', EXIT.config) : readOptionalText(file, 'config file', EXIT.config);
-  if (text === undefined) return undefined;
-  const data = parseJson(text, file, EXIT.config);
+  return text === undefined ? undefined : (await checkClientConfig(parseJson(text, file, EXIT.config), file)).config;
+}
+
+/** Parsed JSON checked as loadClientConfig checks a file: the document as the schema types it, and its profiles as typed values. */
+export async function checkClientConfig(data: unknown, file: string): Promise<{ doc: ClientConfigFile; config: ClientConfig }> {
   const { check, errors } = await validate();
   if (!check(data)) {
     const lines = errors(file, check.errors, 'path').slice(0, 10).map((line) => `  ${line}`);
@@ -152,14 +165,27 @@ export async function loadClientConfig(file: string, explicit: boolean): Promise
   }
   const profiles = new Map<string, KnockOptions>();
   for (const [name, entry] of Object.entries(data.profiles ?? {})) profiles.set(name, convert(file, name, entry));
-  return { file, profiles };
+  return { doc: data, config: { file, profiles } };
 }
 
-/** Flags win over the profile named HOST, which wins over the defaults. A HOST that names no profile is a host name. */
+/** The profile named NAME; else the one profile whose "host" is NAME (DNS names compare without case); else none. */
+function profileFor(name: string, config: ClientConfig | undefined): [string, KnockOptions] | undefined {
+  const named = config?.profiles.get(name);
+  if (named !== undefined) return [name, named];
+  const wanted = name.toLowerCase();
+  const byHost = [...(config?.profiles ?? [])].filter(([, p]) => p.host?.toLowerCase() === wanted);
+  return byHost.length === 1 ? byHost[0] : undefined;
+}
+
+/**
+ * Flags win over the profile for HOST (see profileFor), which wins over the defaults. A HOST with no profile is a host
+ * name. Two profiles with the same "host" match neither: which one was meant is not ours to guess.
+ */
 export function settingsFor(hostOrProfile: string, flags: KnockOptions, config: ClientConfig | undefined): KnockSettings {
-  const p: KnockOptions | undefined = config?.profiles.get(hostOrProfile);
+  const found = profileFor(hostOrProfile, config);
+  const p: KnockOptions | undefined = found?.[1];
   return {
-    profile: p === undefined ? undefined : hostOrProfile,
+    profile: found?.[0],
     host: flags.host ?? p?.host ?? hostOrProfile,
     family: flags.family ?? p?.family,
     knockPort: flags.knockPort ?? p?.knockPort ?? DEFAULTS.knockPort,

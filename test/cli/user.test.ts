@@ -5,8 +5,9 @@ import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { LOCK } from '../../src/limits.ts';
+import { parseInvitation } from '../../src/client/invite.ts';
 import { toBase64 } from '../../src/protocol/bytes.ts';
-import { generateUserKeys } from '../../src/protocol/keys.ts';
+import { fingerprint, generateUserKeys } from '../../src/protocol/keys.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { hasControl } from '../../src/text.ts';
 import { CLI, makeServerDir } from '../helpers/daemon.ts';
@@ -283,5 +284,83 @@ describe('sesame user and control characters', () => {
       const text = JSON.stringify(JSON.parse(r.stdout));
       for (const original of [comment, reason, revokedComment]) assert.ok(text.includes(JSON.stringify(original).slice(1, -1)), `${args.join(' ')} keeps ${JSON.stringify(original)}`);
     }
+  });
+});
+
+
+describe('sesame user invite, and add --host', () => {
+  let dir: ServerDir;
+  before(async () => {
+    await loadSodium();
+    dir = makeServerDir({ protect: ['tcp/22'], knockPort: 4000 });
+    dir.userKey('alice');
+    assert.equal((await run('user', 'add', 'alice', '--key', `${dir.dir}/alice.pub`, '--ports', 'tcp/22,udp/51820', '-c', dir.configPath)).code, 0);
+  });
+  after(() => dir.remove());
+
+  test('in a pipe: stdout is the bare line, holding the host, the knock port, the server\'s public key and the user\'s ports', async () => {
+    const r = await run('user', 'invite', 'alice', '--host', 'Bastion.Example.org', '-c', dir.configPath);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^sesame-invite:1:\S+\n$/);
+    const inv = parseInvitation(r.stdout);
+    assert.ok(inv.ok, inv.ok ? '' : inv.reason);
+    assert.deepEqual({ ...inv.value, serverKeys: inv.value.serverKeys.map(toBase64) }, {
+      host: 'bastion.example.org',
+      knockPort: 4000,
+      access: [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 51820 }],
+      serverKeys: [toBase64(dir.serverKeys.publicKey)],
+    });
+    assert.doesNotMatch(r.stdout, /secret/i);
+    const natted = await run('user', 'invite', 'alice', '--host', '203.0.113.9', '--knock-port', '40000', '-c', dir.configPath);
+    const back = parseInvitation(natted.stdout);
+    assert.ok(back.ok && back.value.knockPort === 40000 && back.value.host === '203.0.113.9', natted.stdout + natted.stderr);
+  });
+
+  test('--qr adds the QR code in a pipe too; on a terminal (script) the line comes with how to use it and the QR code', async (t) => {
+    const qr = await run('user', 'invite', 'alice', '--host', 'ssh.example.com', '--qr', '-c', dir.configPath);
+    assert.equal(qr.code, 0, qr.stderr);
+    const [first, blank, ...code] = qr.stdout.split('\n');
+    assert.ok(parseInvitation(first ?? '').ok);
+    assert.equal(blank, '');
+    assert.ok(code.length > 10 && code.every((l) => /^[█▀▄ ]*$/.test(l)), qr.stdout);
+    const hasScript = await promisify(execFile)('script', ['--version']).then(() => true, () => false);
+    if (!hasScript) {
+      t.skip('script(1) from util-linux is not installed');
+      return;
+    }
+    const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+    const command = [process.execPath, CLI, 'user', 'invite', 'alice', '--host', 'ssh.example.com', '-c', dir.configPath].map(quote).join(' ');
+    const tty = await promisify(execFile)('script', ['-qec', command, '/dev/null']);
+    const out = tty.stdout.replace(/\r\n/g, '\n');
+    assert.match(out, /^sesame-invite:1:\S+\n/);
+    assert.match(out, /Give this line to alice: it holds no secret\. On their machine: sesame profile import LINE/);
+    assert.ok(out.includes(fingerprint(dir.serverKeys.publicKey)));
+    assert.match(out, /[▀▄]/);
+    assert.match(out, /█{20}/);
+  });
+
+  test('add --host prints the invitation after the message; refusals (no --host, bad --host, bad --knock-port, --qr alone, unknown user) change nothing', async () => {
+    dir.userKey('bob');
+    const before = readFileSync(dir.usersPath, 'utf8');
+    const cases: [string[], number, RegExp][] = [
+      [['user', 'invite', 'alice'], 2, /sesame user invite needs --host HOST/],
+      [['user', 'invite', 'nobody', '--host', 'ssh.example.com'], 3, /no user "nobody"/],
+      [['user', 'add', 'bob', '--key', `${dir.dir}/bob.pub`, '--host', 'ssh..example.com'], 2, /--host: "ssh..example.com" is not a host name/],
+      [['user', 'add', 'bob', '--key', `${dir.dir}/bob.pub`, '--host', 'ssh.example.com', '--knock-port', '0'], 2, /--knock-port "0": expected a port number/],
+      [['user', 'add', 'bob', '--key', `${dir.dir}/bob.pub`, '--qr'], 2, /--qr is for the invitation, which needs --host HOST/],
+    ];
+    for (const [args, code, pattern] of cases) {
+      const r = await run(...args, '-c', dir.configPath);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, pattern, args.join(' '));
+      assert.equal(readFileSync(dir.usersPath, 'utf8'), before, `file changed by: ${args.join(' ')}`);
+    }
+    const r = await run('user', 'add', 'bob', '--key', `${dir.dir}/bob.pub`, '--host', 'ssh.example.com', '-c', dir.configPath);
+    assert.equal(r.code, 0, r.stderr);
+    const [message, invitation, end] = r.stdout.split('\n');
+    assert.match(message ?? '', /^added user bob/);
+    const inv = parseInvitation(invitation ?? '');
+    assert.ok(inv.ok && inv.value.access.length === 1 && inv.value.access[0]?.port === 22, r.stdout);
+    assert.equal(end, '');
   });
 });

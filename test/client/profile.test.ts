@@ -9,7 +9,7 @@ import { parseAddress } from '../../src/protocol/address.ts';
 import { EXIT, OperatorError } from '../../src/errors.ts';
 import { DEFAULTS } from '../../src/limits.ts';
 import { jsonPath } from '../../src/files.ts';
-import { DEFAULT_ACCESS, DEFAULT_IDENTITY, DEFAULT_TIMEOUT_SECONDS, expandPath, loadClientConfig as loadConfig, PROFILE_KEYS, settingsFor } from '../../src/client/profile.ts';
+import { DEFAULT_ACCESS, DEFAULT_IDENTITY, DEFAULT_TIMEOUT_SECONDS, expandPath, loadClientConfig as loadConfig, PROFILE_KEYS, PROFILE_NAME, settingsFor } from '../../src/client/profile.ts';
 import type { ClientConfig, KnockOptions } from '../../src/client/profile.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sesame-profile-'));
@@ -34,6 +34,8 @@ async function configFailure(content: unknown): Promise<{ file: string; err: Ope
   return assert.fail(`${JSON.stringify(content)} was accepted`);
 }
 
+const child = (v: unknown, key: string): unknown => (typeof v === 'object' && v !== null ? Object.entries(v).find(([k]) => k === key)?.[1] : undefined);
+
 describe('the shipped schema', () => {
   const schema: unknown = JSON.parse(readFileSync(new URL('../../../src/schema/client.schema.json', import.meta.url), 'utf8'));
 
@@ -43,10 +45,14 @@ describe('the shipped schema', () => {
   });
 
   test('its profile keys are exactly the ones profile.ts converts', () => {
-    const child = (v: unknown, key: string): unknown => (typeof v === 'object' && v !== null ? Object.entries(v).find(([k]) => k === key)?.[1] : undefined);
     const properties = child(child(child(schema, 'definitions'), 'profile'), 'properties');
     assert.ok(typeof properties === 'object' && properties !== null);
     assert.deepEqual(Object.keys(properties), [...PROFILE_KEYS]);
+  });
+
+  test('its profile-name pattern is the one profile import checks names with', () => {
+    const names = child(child(schema, 'properties'), 'profiles');
+    assert.equal(child(child(names, 'propertyNames'), 'pattern'), PROFILE_NAME.source);
   });
 });
 
@@ -88,6 +94,14 @@ describe('loading', () => {
     assert.deepEqual(config?.profiles.get('prod')?.serverKey, { kind: 'inline', line, where: `${file}: profiles.prod.serverKey` });
   });
 
+  test('serverKeys (a key rotation): the first one is the key to knock with, a line or a file, with where it came from', async () => {
+    const line = 'sesame-x25519 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= new';
+    const file = writeConfig({ profiles: { inline: { serverKeys: [line, 'old.pub'] }, files: { serverKeys: ['keys/new.pub', line] } } });
+    const config = await loadConfig(file, true);
+    assert.deepEqual(config?.profiles.get('inline')?.serverKey, { kind: 'inline', line, where: `${file}: profiles.inline.serverKeys[0]` });
+    assert.deepEqual(config?.profiles.get('files')?.serverKey, { kind: 'file', path: join(dir, 'keys/new.pub') });
+  });
+
   test('not JSON: the error names the file', async () => {
     const { file, err } = await configFailure('{ "profiles": ');
     assert.equal(err.exitCode, EXIT.config);
@@ -113,6 +127,11 @@ describe('loading', () => {
     ['15 top level not an object', [], ['(top level): must be object']],
     ['16 dotted profile name in the path', { profiles: { 'a.example.com': { host: 7 } } }, ['profiles["a.example.com"].host: must be string']],
     ['17 empty serverKey', { profiles: { prod: { serverKey: '' } } }, ['profiles.prod.serverKey: must NOT have fewer than 1 characters']],
+    ['18 serverKeys empty', { profiles: { prod: { serverKeys: [] } } }, ['profiles.prod.serverKeys: must NOT have fewer than 1 items']],
+    ['19 serverKeys five', { profiles: { prod: { serverKeys: ['a', 'b', 'c', 'd', 'e'] } } }, ['profiles.prod.serverKeys: must NOT have more than 4 items']],
+    ['20 serverKeys repeated', { profiles: { prod: { serverKeys: ['a.pub', 'a.pub'] } } }, ['profiles.prod.serverKeys: must NOT have duplicate items']],
+    ['21 serverKeys not strings', { profiles: { prod: { serverKeys: [7] } } }, ['profiles.prod.serverKeys[0]: must be string']],
+    ['22 serverKey and serverKeys', { profiles: { prod: { serverKey: 'a.pub', serverKeys: ['b.pub'] } } }, ['profiles.prod.serverKeys: give "serverKey" or "serverKeys", not both']],
   ];
   for (const [name, content, expected] of cases) {
     test(`schema error ${name}: names the file, the path and what was expected`, async () => {
@@ -197,6 +216,26 @@ describe('lookup order: flags, then profile, then defaults', () => {
     };
     assert.deepEqual(settingsFor('elsewhere.example.com', {}, config), expected);
     assert.deepEqual(settingsFor('elsewhere.example.com', {}, undefined), expected);
+  });
+
+  test('a HOST that names no profile finds the one profile whose "host" it is (ssh\'s %h), in any case', () => {
+    const s = settingsFor('REAL.example.com', {}, config);
+    assert.equal(s.profile, 'prod');
+    assert.equal(s.host, 'real.example.com');
+    assert.equal(s.knockPort, 1000);
+    assert.deepEqual(s.serverKey, profile.serverKey);
+  });
+
+  test('a profile named HOST wins over one whose "host" is HOST; two with the same "host" match neither', () => {
+    const both: ClientConfig = {
+      file: '/p/config.json',
+      profiles: new Map<string, KnockOptions>([['a', { host: 'x.example.com', knockPort: 1 }], ['x.example.com', { knockPort: 2 }], ['b', { host: 'y.example.com', knockPort: 3 }], ['c', { host: 'y.example.com', knockPort: 4 }]]),
+    };
+    assert.equal(settingsFor('x.example.com', {}, both).knockPort, 2);
+    const ambiguous = settingsFor('y.example.com', {}, both);
+    assert.equal(ambiguous.profile, undefined);
+    assert.equal(ambiguous.knockPort, DEFAULTS.knockPort);
+    assert.equal(ambiguous.serverKey, undefined);
   });
 
   test('a profile without "host" knocks at the profile name', () => {
