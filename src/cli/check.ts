@@ -50,11 +50,12 @@ function stateProblem(stateDir: string): string | undefined {
   }
 }
 
-export async function check(config: ServerConfig): Promise<number> {
+/** `daemonUid`: whose files the daemon will trust (root's and its own); default: whoever runs the check. */
+export async function check(config: ServerConfig, daemonUid?: number): Promise<number> {
   await loadSodium();
   const problems: string[] = [];
   const warnings: string[] = [];
-  const uid = process.getuid?.() ?? 0;
+  const uid = daemonUid ?? process.getuid?.() ?? 0;
   for (const path of [config.file, config.usersPath, ...config.serverKeyPaths]) problems.push(...trustProblems(path, uid));
   let keyLine = '';
   for (const path of config.serverKeyPaths) {

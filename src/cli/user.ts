@@ -7,19 +7,14 @@ import { errorMessage, EXIT, OperatorError } from '../errors.ts';
 import { CEILING, LOCK } from '../limits.ts';
 import { withLock } from '../process.ts';
 import { readJson, readText, writeFileAtomic } from '../files.ts';
-import { parseAccess } from '../protocol/access.ts';
-import type { Access } from '../protocol/access.ts';
-import type { ServerPublicKey } from '../protocol/bytes.ts';
-import { readServerSecretKey } from '../protocol/keyfile.ts';
-import { fingerprint } from '../protocol/keys.ts';
-import { loadSodium, sodium } from '../protocol/sodium.ts';
-import { formatInvitation, INVITE, parseHost, qrText } from '../client/invite.ts';
+import { loadSodium } from '../protocol/sodium.ts';
 import { loadConfig } from '../server/config.ts';
-import type { ServerConfig } from '../server/config.ts';
 import { parseUsers, validateUsersFile } from '../server/users.ts';
 import type { UsersFile } from '../server/users.ts';
-import { addKey, normalKeyLine, revokedViews, revokeKeys, setPolicy, userViews } from '../server/users-edit.ts';
-import { printable, printableJson, requirePrintable } from '../text.ts';
+import { addKey, normalKeyLine, revokeKeys, setPolicy } from '../server/users-edit.ts';
+import { invitationServer, printInvitation } from './invite.ts';
+import { list, show } from './user-view.ts';
+import { printable, requirePrintable } from '../text.ts';
 
 const HELP = `usage: sesame user add NAME --key FILE_OR_LINE [--ports tcp/22,...] [--max-duration 30s] [--from CIDR,...] [--may-open-other] [--force]
                      [--host HOST [--knock-port N] [--qr]]
@@ -157,60 +152,6 @@ export async function user(argv: string[]): Promise<number> {
   return printInvitation(readUsers(usersPath), needName(), server, values.qr === true, true);
 }
 
-/** What an invitation says about the server; undefined for add without --host. */
-interface InvitationServer {
-  readonly host: string;
-  readonly knockPort: number;
-  readonly serverKeys: readonly ServerPublicKey[];
-}
-
-function invitationServer(action: string, config: ServerConfig, v: { host?: string | undefined; 'knock-port'?: string | undefined; qr?: boolean | undefined }): InvitationServer | undefined {
-  if (v.host === undefined) {
-    if (action === 'invite') throw new OperatorError('sesame user invite needs --host HOST: the name or address users knock at (the server cannot know its public name)', EXIT.usage);
-    if (v.qr === true || v['knock-port'] !== undefined) throw new OperatorError(`${v.qr === true ? '--qr' : '--knock-port'} is for the invitation, which needs --host HOST`, EXIT.usage);
-    return undefined;
-  }
-  const host = parseHost(v.host);
-  if (!host.ok) throw new OperatorError(`--host: ${host.reason}`, EXIT.usage);
-  const portText = v['knock-port'];
-  const knockPort = portText === undefined ? config.knockPort : /^[1-9]\d{0,4}$/.test(portText) && Number(portText) <= 65_535 ? Number(portText) : undefined;
-  if (knockPort === undefined) throw new OperatorError(`--knock-port ${JSON.stringify(portText)}: expected a port number 1-65535`, EXIT.usage);
-  return { host: host.value, knockPort, serverKeys: serverPublicKeys(config) };
-}
-
-/**
- * The public halves of the server's private key files, in the config's order (clients knock with the first). Derived
- * from the private keys the daemon uses, so a stale .pub file cannot slip into an invitation.
- */
-function serverPublicKeys(config: ServerConfig): ServerPublicKey[] {
-  const files = config.serverKeyPaths;
-  if (files.length === 0 || files.length > INVITE.maxServerKeys) throw new OperatorError(`${config.file} names ${files.length} server key files; an invitation carries 1 to ${INVITE.maxServerKeys}`, EXIT.config);
-  return files.map((path) => {
-    const keys = readServerSecretKey(path);
-    sodium().memzero(keys.secretKey);
-    return keys.publicKey;
-  });
-}
-
-/** The invitation line; on a terminal, how to use it; on a terminal or with --qr, the QR code. */
-async function printInvitation(doc: UsersFile, name: string, server: InvitationServer | undefined, qr: boolean, afterAdd: boolean): Promise<number> {
-  if (server === undefined) throw new Error('printInvitation without --host');
-  const v = userViews(doc).find((u) => u.name === name);
-  if (v === undefined) throw new OperatorError(`no user "${name}" (sesame user list shows who there is)`, EXIT.config);
-  const all = v.ports.map(parseAccess).filter((a): a is Access => a !== undefined);
-  if (all.length > INVITE.maxAccessEntries) process.stderr.write(`sesame: warning: ${name} may open ${all.length} ports and one knock asks for at most ${INVITE.maxAccessEntries}: the invitation lists the first ${INVITE.maxAccessEntries}\n`);
-  if (v.keys.length === 0) process.stderr.write(`sesame: warning: ${name} has no active key: the invitation opens nothing until one is added\n`);
-  const line = formatInvitation({ ...server, access: all.slice(0, INVITE.maxAccessEntries) });
-  const tty = process.stdout.isTTY === true;
-  const text = [
-    ...(afterAdd && tty ? [''] : []),
-    line,
-    ...(tty ? ['', `Give this line to ${name}: it holds no secret. On their machine: sesame profile import LINE`, `server key ${server.serverKeys.map(fingerprint).join(', ')} (the import prints it too: compare)`] : []),
-  ];
-  process.stdout.write(`${text.map(printable).join('\n')}\n${qr || tty ? `\n${await qrText(line, tty)}` : ''}`);
-  return EXIT.ok;
-}
-
 /**
  * A users document that fails validation, for `revoke` only: it is enough that the user's entry and the revocation
  * record have the shape revokeKeys edits; the daemon reads revocations even from a file it otherwise refuses.
@@ -262,51 +203,6 @@ function whoAmI(): string {
 }
 
 /** Cells escaped (printable) before they are measured. */
-function table(unsafe: string[][]): string {
-  const rows = unsafe.map((r) => r.map(printable));
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
-}
-
-function list(doc: UsersFile, json: boolean): number {
-  if (json) {
-    process.stdout.write(`${printableJson({ users: userViews(doc), revoked: revokedViews(doc) })}\n`);
-    return EXIT.ok;
-  }
-  const rows = [['USER', 'STATUS', 'KEYS', 'PORTS', 'MAX', 'FROM']];
-  for (const v of userViews(doc)) {
-    rows.push([v.name, v.keys.length > 0 ? 'active' : 'no keys', v.keys.map((k) => k.keyId.slice(0, 12)).join(',') || '-', v.ports.join(','), v.maxDurationSeconds === undefined ? '-' : `${v.maxDurationSeconds}s`, v.from.join(',') || 'any']);
-  }
-  process.stdout.write(`${table(rows)}\n`);
-  const revoked = revokedViews(doc);
-  if (revoked.length > 0) {
-    process.stdout.write(`\nrevoked keys:\n${table([['KEY', 'USER', 'AT', 'BY', 'REASON'], ...revoked.map((r) => [r.keyId.slice(0, 12), r.user, r.at, r.by, r.reinstated === undefined ? r.reason : `${r.reason}${r.reason === '' ? '' : '; '}reinstated ${r.reinstated.at}`])])}\n`);
-  }
-  return EXIT.ok;
-}
-
-function show(doc: UsersFile, name: string, json: boolean): number {
-  const v = userViews(doc).find((u) => u.name === name);
-  if (v === undefined) throw new OperatorError(`no user "${name}" (sesame user list shows who there is)`, EXIT.config);
-  const revoked = revokedViews(doc).filter((r) => r.user === name);
-  if (json) {
-    process.stdout.write(`${printableJson({ ...v, revoked })}\n`);
-    return EXIT.ok;
-  }
-  const lines = [
-    `user ${v.name}`,
-    `  ports         ${v.ports.join(', ')}`,
-    `  max duration  ${v.maxDurationSeconds === undefined ? 'server maximum' : `${v.maxDurationSeconds} s`}`,
-    `  from          ${v.from.join(', ') || 'any source'}`,
-    `  open other    ${v.mayOpenOtherAddress ? 'yes (may name another address to open)' : 'no'}`,
-    `  keys          ${v.keys.length === 0 ? 'none active' : ''}`,
-    ...v.keys.map((k) => `    ${k.keyId}  ${k.comment}${k.added === undefined ? '' : `  (added ${k.added})`}`),
-    ...(revoked.length === 0 ? [] : ['  revoked', ...revoked.map((r) => `    ${r.keyId}  ${r.comment}  ${r.at} by ${r.by}${r.reason === '' ? '' : `: ${r.reason}`}${r.reinstated === undefined ? '' : `; reinstated ${r.reinstated.at}${r.reinstated.by === undefined ? '' : ` by ${r.reinstated.by}`}`}`)]),
-  ];
-  process.stdout.write(`${lines.map(printable).join('\n')}\n`);
-  return EXIT.ok;
-}
-
 /** Atomic replace that keeps the file's owner, group and mode (the daemon reads it as another user). */
 function replaceFile(path: string, text: string): void {
   let st;

@@ -85,7 +85,7 @@ async function setup(r: Run): Promise<Stage> {
   const alice = join(dir, 'alice');
   say.line(`  DIR = ${dir}`);
   say.begin('  sesame server init DIR');
-  await sesame(['server', 'init', dir]);
+  await sesame(['server', 'init', dir, '--state-dir', join(dir, 'state'), '--user', 'root']);
   const doc: unknown = JSON.parse(readFileSync(config, 'utf8'));
   if (!isRecord(doc)) throw new Error(`${config} is not a JSON object`);
   const edited = { ...doc, listen: ['0.0.0.0'], protect: [`tcp/${PORT}`], defaultDurationSeconds: GRANT.defaultSeconds, maxDurationSeconds: GRANT.defaultSeconds };

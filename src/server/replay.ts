@@ -1,4 +1,4 @@
-// Steps 2 (seen packet) and 8 (replay commit) of the packet path: the record of accepted knocks, persisted so a restart (even kill -9) cannot reopen a used knock. Input: verified, fresh knocks only.
+// Steps 2 (seen packet) and 8 (replay commit) of the packet path: the record of accepted knocks (in memory, and on disk through replay-file.ts), so a restart (even kill -9) cannot reopen a used knock. Input: verified, fresh knocks only.
 //
 // On disk: segment files replay-<first ms>.log, a new one each window, each the 16-byte magic "sesame/replay/v2" then records of
 // digest (16 B) | the knock's own timestamp (ms since the epoch, 64-bit big-endian). A file without the magic is a
@@ -13,40 +13,20 @@
 // Faults: all file work happens in durable(), never in checkAndCommit(), which cannot throw. A batch that does not reach
 // the disk rejects its durable() (the knock opens nothing), its bytes are cut off again so later records stay aligned
 // (or the segment is left behind if they cannot be), and the next batch retries, in a new segment if needed.
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
-import { errnoCode, errorMessage } from '../errors.ts';
+import { errorMessage } from '../errors.ts';
 import { CEILING, REPLAY } from '../limits.ts';
-import { syncDirectory } from '../files.ts';
 import { concat, toHex, utf8 } from '../protocol/bytes.ts';
 import type { KeyId } from '../protocol/bytes.ts';
 import { DROP, drop, ok } from '../protocol/reasons.ts';
 import type { Result } from '../protocol/reasons.ts';
 import { KEY_BYTES, LABEL } from '../protocol/layout.ts';
 import { sodium } from '../protocol/sodium.ts';
+import { ReplayFiles, replayRecord } from './replay-file.ts';
 
 const DIGEST_BYTES = KEY_BYTES.replayDigest;
-const RECORD_BYTES = DIGEST_BYTES + 8;
-const MAGIC = utf8('sesame/replay/v2');
-const SEGMENT = /^replay-(\d{13,16})\.log$/;
-
 /** Replay digest = BLAKE2b-128("sesame/v1/replay" || key id || exact payload bytes). */
 export function replayDigest(id: KeyId, payloadBytes: Uint8Array): Uint8Array {
   return sodium().crypto_generichash(DIGEST_BYTES, concat(utf8(LABEL.replay), id, payloadBytes), null);
-}
-
-interface Segment {
-  readonly path: string;
-  readonly startMs: number;
-  /** At least the newest timestamp in the file (version 1: the newest expiry). */
-  newestMs: number;
-}
-
-/** The segment being appended to: its descriptor and how many bytes of it are whole (magic and records). */
-interface Output {
-  readonly segment: Segment;
-  readonly fd: number;
-  bytes: number;
 }
 
 interface Batch {
@@ -72,8 +52,7 @@ export class ReplayStore {
   private readonly seen = new Map<string, number>();
   /** mac1 of accepted packets, memory only: lets byte-for-byte replays die before any public-key work. */
   private readonly macs = new Map<string, number>();
-  private readonly segments: Segment[] = [];
-  private out: Output | undefined;
+  private readonly files: ReplayFiles;
   private pending: Uint8Array[] = [];
   private pendingNewestMs = 0;
   private batch: Batch | undefined;
@@ -88,33 +67,17 @@ export class ReplayStore {
 
   constructor(opts: ReplayOptions) {
     this.opts = opts;
-    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
-    this.load();
+    this.files = new ReplayFiles(opts.dir);
+    const now = opts.now();
+    this.files.load((digestHex, timestampMs) => {
+      const staleMs = this.staleAt(timestampMs);
+      if (staleMs > now) this.seen.set(digestHex, staleMs);
+    });
+    this.prune(now);
   }
 
   get size(): number {
     return this.seen.size;
-  }
-
-  private load(): void {
-    const now = this.opts.now();
-    for (const name of readdirSync(this.opts.dir).sort()) {
-      const m = SEGMENT.exec(name);
-      if (m === null) continue;
-      const path = join(this.opts.dir, name);
-      const data = readFileSync(path);
-      const startMs = Number(m[1]);
-      const segment: Segment = { path, startMs, newestMs: startMs };
-      const first = data.length >= MAGIC.length && data.subarray(0, MAGIC.length).equals(MAGIC) ? MAGIC.length : 0;
-      for (let at = first; at + RECORD_BYTES <= data.length; at += RECORD_BYTES) {
-        const timestampMs = Number(data.readBigUInt64BE(at + DIGEST_BYTES));
-        segment.newestMs = Math.max(segment.newestMs, timestampMs);
-        const staleMs = this.staleAt(timestampMs);
-        if (staleMs > now) this.seen.set(data.toString('hex', at, at + DIGEST_BYTES), staleMs);
-      }
-      this.segments.push(segment);
-    }
-    this.prune(now);
   }
 
   /** Cheap early check: was this exact packet (identified by its mac1) accepted already? */
@@ -133,10 +96,7 @@ export class ReplayStore {
     const staleMs = this.staleAt(timestampMs);
     this.seen.set(key, staleMs);
     this.macs.set(toHex(mac1), staleMs);
-    const record = new Uint8Array(RECORD_BYTES);
-    record.set(digest);
-    new DataView(record.buffer).setBigUint64(DIGEST_BYTES, BigInt(timestampMs));
-    this.pending.push(record);
+    this.pending.push(replayRecord(digest, timestampMs));
     this.pendingNewestMs = Math.max(this.pendingNewestMs, timestampMs);
     this.committed++;
     return ok(true);
@@ -173,64 +133,14 @@ export class ReplayStore {
     this.pending = [];
     this.pendingNewestMs = 0;
     try {
-      if (records.length > 0) this.append(records, newestMs);
+      if (this.closed) throw new Error('the replay record is closed');
+      if (records.length > 0) this.files.append(records, newestMs, this.opts.now(), this.opts.windowMs);
       batch?.resolve();
     } catch (err) {
       this.lost = this.committed;
       this.lostError = errorMessage(err);
       batch?.reject(err instanceof Error ? err : new Error(this.lostError));
     }
-  }
-
-  private append(records: readonly Uint8Array[], newestMs: number): void {
-    if (this.closed) throw new Error('the replay record is closed');
-    const out = this.output(this.opts.now());
-    const bytes = concat(...(out.bytes === 0 ? [MAGIC] : []), ...records);
-    out.segment.newestMs = Math.max(out.segment.newestMs, newestMs);
-    try {
-      writeAll(out.fd, bytes);
-      fdatasyncSync(out.fd);
-      if (fstatSync(out.fd).nlink === 0) throw new Error(`ENOENT: replay segment ${out.segment.path} was deleted`);
-    } catch (err) {
-      this.cutBack(out);
-      throw err;
-    }
-    out.bytes += bytes.length;
-  }
-
-  /** Undoes a failed write, so the next one starts on a record boundary; if that fails too, the segment ends here, torn tail and all. */
-  private cutBack(out: Output): void {
-    try {
-      ftruncateSync(out.fd, out.bytes);
-      if (fstatSync(out.fd).nlink > 0) return;
-    } catch {
-      // read-only, or the file is gone: leave it
-    }
-    this.out = undefined;
-    closeQuietly(out.fd);
-  }
-
-  /** The segment to append to: a new one when there is none or the current one spans a window. */
-  private output(now: number): Output {
-    const current = this.out;
-    if (current !== undefined && now - current.segment.startMs < this.opts.windowMs) return current;
-    if (current !== undefined) {
-      this.out = undefined;
-      closeQuietly(current.fd); // its records are fdatasync'ed already
-    }
-    const last = this.segments[this.segments.length - 1];
-    const startMs = Math.max(now, last === undefined ? 0 : last.startMs + 1); // never a name in use
-    const segment: Segment = { path: join(this.opts.dir, `replay-${String(startMs).padStart(13, '0')}.log`), startMs, newestMs: startMs };
-    const fd = openSync(segment.path, 'a', 0o600);
-    this.segments.push(segment);
-    try {
-      syncDirectory(this.opts.dir);
-    } catch (err) {
-      closeQuietly(fd);
-      throw err;
-    }
-    this.out = { segment, fd, bytes: 0 };
-    return this.out;
   }
 
   /** The first ms at which a knock with this timestamp is outside the window in force. */
@@ -241,17 +151,7 @@ export class ReplayStore {
   private prune(now: number): void {
     for (const [key, staleMs] of this.seen) if (staleMs <= now) this.seen.delete(key);
     for (const [key, staleMs] of this.macs) if (staleMs <= now) this.macs.delete(key);
-    const keepMs = Math.max(CEILING.freshnessWindowMs, this.opts.windowMs);
-    for (let i = this.segments.length - 1; i >= 0; i--) {
-      const s = this.segments[i];
-      if (s === undefined || s === this.out?.segment || now <= s.newestMs + keepMs) continue;
-      try {
-        unlinkSync(s.path);
-      } catch (err) {
-        if (errnoCode(err) !== 'ENOENT') continue; // read-only for now: try again at the next prune
-      }
-      this.segments.splice(i, 1);
-    }
+    this.files.prune(now, Math.max(CEILING.freshnessWindowMs, this.opts.windowMs));
     this.nextPruneMs = now + Math.max(REPLAY.minPruneEveryMs, this.opts.windowMs / 4);
   }
 
@@ -259,24 +159,6 @@ export class ReplayStore {
   close(): void {
     if (this.pending.length > 0) this.writeOut();
     this.closed = true;
-    if (this.out !== undefined) closeQuietly(this.out.fd);
-    this.out = undefined;
-  }
-}
-
-/** writeSync may write less than asked: go on from where it stopped; no progress at all is a failure, not a loop. */
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let at = 0; at < bytes.length;) {
-    const n = writeSync(fd, bytes, at, bytes.length - at);
-    if (n <= 0) throw new Error(`short write: ${at} of ${bytes.length} bytes of the replay record written`);
-    at += n;
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // nothing more to lose: the records were fdatasync'ed or reported lost
+    this.files.close();
   }
 }
