@@ -39,6 +39,7 @@ The server never answers a knock; --wait checks that the port opened.
       --timeout SECONDS   how long --wait waits (default ${DEFAULT_TIMEOUT_SECONDS})
       --print-packet      write the knock as hex on stdout instead of sending it (HOST is not resolved)
       --config FILE       client config file (default ~/.config/sesame/config.json; $XDG_CONFIG_HOME honoured)
+  -v, --verbose           say which identity and server key (with fingerprints) the knock uses, on stderr
   -h, --help              show this text
 
 Each setting comes from, first match wins: the flags, then the profile named HOST in the config file,
@@ -61,7 +62,7 @@ or in ~/.ssh/config (%n, the name as typed, matches a profile named after an ssh
 
 Options, as for "sesame knock" (flags, then the profile named HOST, whose "host" is the real host, then defaults):
   -i, --identity FILE  --server-key FILE  --knock-port N  -4  -6  -d, --duration SECONDS  --open ADDRESS
-  --timeout SECONDS (default ${DEFAULT_TIMEOUT_SECONDS})  --config FILE  -h, --help
+  --timeout SECONDS (default ${DEFAULT_TIMEOUT_SECONDS})  --config FILE  -v, --verbose  -h, --help
 The profile's "ports" are not used: the knock asks for tcp/PORT only.
 
 Messages go to stderr; stdout carries only the connection's bytes. Exit ${EXIT.notOpened} if the port does not open.
@@ -79,6 +80,7 @@ const COMMON = {
   open: { type: 'string' },
   timeout: { type: 'string' },
   config: { type: 'string' },
+  verbose: { type: 'boolean', short: 'v' },
 } as const;
 
 const KNOCK = { ...COMMON, ports: { type: 'string', short: 'p' }, wait: { type: 'boolean' }, 'print-packet': { type: 'boolean' } } as const;
@@ -155,6 +157,7 @@ export async function knock(argv: string[], io: Io = STDIO): Promise<number> {
   if (values.wait === true && tcp === undefined) throw usage('knock', '--wait checks the first tcp port, and no tcp port is requested');
   const target = values['print-packet'] === true ? undefined : resolveEarly(s);
   const knocker = await prepareKnock(s, configFile);
+  if (values.verbose === true) io.err(`sesame: ${knocker.used.replaceAll('\n', '\nsesame: ')}\n`);
   if (target === undefined) {
     io.out(`${toHex(knocker.build())}\n`);
     return EXIT.ok;
@@ -190,6 +193,7 @@ export async function sshProxy(argv: string[], io: Io = STDIO): Promise<number> 
   const { settings: s, configFile } = await settingsFrom(name, values, options);
   const target = resolveEarly(s);
   const knocker = await prepareKnock(s, configFile);
+  if (values.verbose === true) io.err(`sesame: ${knocker.used.replaceAll('\n', '\nsesame: ')}\n`);
   const opened = await knockAndWait(s, knocker, await target, port);
   return relay(opened.socket, process.stdin, process.stdout, (line) => io.err(`sesame: ${line}\n`));
 }

@@ -24,6 +24,8 @@ export interface Knocker {
   /** A fresh knock each call: new nonce, new timestamp, new ephemeral key. */
   build(): Uint8Array;
   readonly keyIdHex: string;
+  /** What was used, for --verbose: the identity and the server key, each with its fingerprint. */
+  readonly used: string;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface Knocker {
  * libsodium and msgpackr load here, lazily, so --help and flag errors stay fast and the host lookup runs meanwhile.
  */
 export async function prepareKnock(s: KnockSettings, configFile: string): Promise<Knocker> {
-  const [sodium, keyfile, { buildKnock, systemRandom }, { deriveKeyId }] = await Promise.all([import('../protocol/sodium.ts'), import('../protocol/keyfile.ts'), import('../protocol/build.ts'), import('../protocol/keys.ts')]);
+  const [sodium, keyfile, { buildKnock, systemRandom }, { deriveKeyId, fingerprint }] = await Promise.all([import('../protocol/sodium.ts'), import('../protocol/keyfile.ts'), import('../protocol/build.ts'), import('../protocol/keys.ts')]);
   await sodium.loadSodium();
   if (!fileExists(s.identity)) {
     const which = s.identity === DEFAULT_IDENTITY() ? 'no identity key at' : 'identity key file does not exist:';
@@ -55,7 +57,12 @@ export async function prepareKnock(s: KnockSettings, configFile: string): Promis
     ...(s.durationSeconds === undefined ? {} : { durationSeconds: s.durationSeconds }),
     ...(s.openAddress === undefined ? {} : { openAddress: s.openAddress }),
   };
-  return { build: () => buildKnock(request, user, server, Date.now(), systemRandom), keyIdHex: toHex(deriveKeyId(user.publicKey)) };
+  const keyIdHex = toHex(deriveKeyId(user.publicKey));
+  const used = [
+    `identity ${s.identity} (key id ${keyIdHex}, ${fingerprint(user.publicKey)})`,
+    `server key ${fingerprint(server)} (${key.kind === 'file' ? key.path : key.where})`,
+  ].join('\n');
+  return { build: () => buildKnock(request, user, server, Date.now(), systemRandom), keyIdHex, used };
 }
 
 /** Sends the first knock, waits for tcp/port, and returns the open socket or throws the wait failure. */

@@ -17,7 +17,7 @@ import type { CheckContext } from '../helpers/verdict.ts';
 import { knock, sshProxy } from '../../src/cli/knock.ts';
 import { EXIT, OperatorError } from '../../src/errors.ts';
 import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../../src/protocol/keyfile.ts';
-import { deriveKeyId, generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
+import { deriveKeyId, fingerprint, generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
 import type { ServerKeys, UserKeys } from '../../src/protocol/keys.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import type { VerifiedKnock } from '../helpers/verdict.ts';
@@ -139,6 +139,15 @@ describe('--print-packet', () => {
     assert.equal(k.payload.durationSeconds, 90);
     assert.equal(k.payload.openAddress?.text, '2001:db8::42');
     assert.ok(Math.abs(k.payload.timestampMs - Date.now()) < 5_000);
+  });
+
+  test('--verbose names the identity and the server key with their fingerprints, on stderr only', async () => {
+    const r = await run(knock, ['example.invalid', ...keyArgs(), '--print-packet', '-v']);
+    assert.equal(r.code, EXIT.ok, r.err);
+    assert.match(r.out, /^[0-9a-f]+\n$/, 'stdout still carries only the packet');
+    assert.ok(r.err.includes(`identity ${identity} (key id ${toHex(deriveKeyId(user.publicKey))}, ${fingerprint(user.publicKey)})`), r.err);
+    assert.ok(r.err.includes(`server key ${fingerprint(server.publicKey)} (${serverPub})`), r.err);
+    assert.equal((await run(knock, ['example.invalid', ...keyArgs(), '--print-packet'])).err, '', 'quiet without it');
   });
 
   test('defaults: tcp/22, no duration, no open address; every packet is fresh', async () => {
