@@ -1,5 +1,6 @@
 // End to end: revocation closes access — grants opened before a restart, keys revoked while no daemon ran, grants in flight at the moment of revocation, and the sessions grants admitted — with the real daemon, CLI and nftables in namespaces.
 import assert from 'node:assert/strict';
+import { readTable } from '../../src/server/nft-read.ts';
 import { mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -77,23 +78,8 @@ const keyLine = (u: UserKeys, name: string): string => formatKeyLine(KEY_TYPE.us
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const round = (ms: number): number => Math.round(ms);
 
-/** The elements of one grant map, from nft's JSON: [{elem: {val: {concat: [address, proto, port]}, comment}}, mark]. */
-function parseElements(json: string): Element[] {
-  const doc: unknown = JSON.parse(json);
-  const out: Element[] = [];
-  const items = typeof doc === 'object' && doc !== null && 'nftables' in doc && Array.isArray(doc.nftables) ? doc.nftables : [];
-  for (const item of items) {
-    const elems: unknown = item?.map?.elem;
-    if (!Array.isArray(elems)) continue;
-    for (const e of elems) {
-      const elem = e?.[0]?.elem;
-      const [address, , port]: unknown[] = elem?.val?.concat ?? [];
-      assert.ok(typeof address === 'string' && typeof port === 'number' && typeof elem.comment === 'string', `unexpected element ${JSON.stringify(e)}`);
-      out.push({ address, port, keyId: elem.comment });
-    }
-  }
-  return out;
-}
+/** The elements of the grant maps in nft's JSON, read by the daemon's own reader (src/server/nft-read.ts). */
+const parseElements = (json: string): Element[] => readTable(json).grants.map((g) => ({ address: g.address.text, port: g.access.port, keyId: g.owner.keyIdHex }));
 
 describe('revocation closes access end to end', { skip }, () => {
   let topo: Topology;

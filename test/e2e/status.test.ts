@@ -1,5 +1,6 @@
 // End to end: one daemon per table (a second is refused and leaves it alone), `sesame status` and `sesame grant close` on the kernel's grants, and policy edits that close what no longer fits — the real daemon, CLI and nftables in namespaces.
 import assert from 'node:assert/strict';
+import { readTable } from '../../src/server/nft-read.ts';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAddress } from '../../src/protocol/address.ts';
@@ -37,22 +38,8 @@ interface Element {
 
 const keyIdOf = (u: UserKeys): string => toHex(deriveKeyId(u.publicKey));
 
-function parseElements(json: string): Element[] {
-  const doc: unknown = JSON.parse(json);
-  const out: Element[] = [];
-  const items = typeof doc === 'object' && doc !== null && 'nftables' in doc && Array.isArray(doc.nftables) ? doc.nftables : [];
-  for (const item of items) {
-    const elems: unknown = item?.map?.elem;
-    if (!Array.isArray(elems)) continue;
-    for (const e of elems) {
-      const elem = e?.[0]?.elem;
-      const [address, , port]: unknown[] = elem?.val?.concat ?? [];
-      assert.ok(typeof address === 'string' && typeof port === 'number' && typeof elem.comment === 'string', `unexpected element ${JSON.stringify(e)}`);
-      out.push({ address, port, keyId: elem.comment });
-    }
-  }
-  return out;
-}
+/** The elements of the grant maps in nft's JSON, read by the daemon's own reader (src/server/nft-read.ts). */
+const parseElements = (json: string): Element[] => readTable(json).grants.map((g) => ({ address: g.address.text, port: g.access.port, keyId: g.owner.keyIdHex }));
 
 describe('status, grant close, policy changes and one daemon per table, end to end', { skip }, () => {
   let topo: Topology;
