@@ -22,7 +22,6 @@ export function skipReason(): string | undefined {
   return reason;
 }
 
-export const requireRoot = skipReason;
 
 function missingRequirement(): string | undefined {
   if (process.platform !== 'linux') return 'network namespaces need Linux';

@@ -15,7 +15,7 @@ export interface Closing {
 }
 
 /** Grants that must close: owner revoked or unknown, or outside the owner's current policy. */
-export function grantsToClose(live: readonly LiveGrant[], table: UserTable, lostOpenOther: ReadonlySet<string>): Closing[] {
+function grantsToClose(live: readonly LiveGrant[], table: UserTable, lostOpenOther: ReadonlySet<string>): Closing[] {
   const out: Closing[] = [];
   for (const grant of live) {
     const key = table.keys.get(grant.owner.keyIdHex);
