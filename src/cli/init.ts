@@ -8,6 +8,7 @@ import { errnoCode, errorMessage, EXIT, OperatorError } from '../errors.ts';
 import type { ExitCode } from '../errors.ts';
 import { printable, requirePrintable } from '../text.ts';
 import { generateServerKeys } from '../protocol/keys.ts';
+import { parseHost } from '../client/invite.ts';
 import { writeFileAtomic } from '../files.ts';
 import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../protocol/keyfile.ts';
 import { DEFAULTS } from '../limits.ts';
@@ -15,7 +16,7 @@ import { loadSodium } from '../protocol/sodium.ts';
 import { HELP } from './server.ts';
 
 export async function init(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { 'state-dir': { type: 'string' }, user: { type: 'string' } }, true);
+  const { values, positionals } = parse(argv, { 'state-dir': { type: 'string' }, user: { type: 'string' }, 'public-host': { type: 'string' } }, true);
   if (values.help === true || positionals.length !== 1) {
     process.stdout.write(HELP);
     return values.help === true ? EXIT.ok : EXIT.usage;
@@ -24,6 +25,8 @@ export async function init(argv: string[]): Promise<number> {
   const stateDir = resolve(values['state-dir'] ?? DEFAULTS.stateDir);
   requirePrintable('DIR', dir, EXIT.usage);
   requirePrintable('--state-dir', stateDir, EXIT.usage);
+  const publicHost = values['public-host'] === undefined ? undefined : parseHost(values['public-host']);
+  if (publicHost !== undefined && !publicHost.ok) throw new OperatorError(`--public-host: ${publicHost.reason}`, EXIT.usage);
   let existing: string[] = [];
   try {
     existing = readdirSync(dir);
@@ -49,6 +52,7 @@ export async function init(argv: string[]): Promise<number> {
   chmodSync(pubPath, 0o644);
   const config = {
     knockPort: DEFAULTS.knockPort,
+    ...(publicHost === undefined ? {} : { publicHost: publicHost.value }),
     listen: ['0.0.0.0', '::'],
     serverKey: 'server.key',
     usersFile: 'users.json',

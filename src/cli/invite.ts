@@ -12,7 +12,7 @@ import type { UsersFile } from '../server/users.ts';
 import { userViews } from '../server/users-edit.ts';
 import { printable } from '../text.ts';
 
-/** What an invitation says about the server; undefined for add without --host. */
+/** What an invitation says about the server; undefined for add without --host and without publicHost. */
 export interface InvitationServer {
   readonly host: string;
   readonly knockPort: number;
@@ -20,12 +20,13 @@ export interface InvitationServer {
 }
 
 export function invitationServer(action: string, config: ServerConfig, v: { host?: string | undefined; 'knock-port'?: string | undefined; qr?: boolean | undefined }): InvitationServer | undefined {
-  if (v.host === undefined) {
-    if (action === 'invite') throw new OperatorError('sesame user invite needs --host HOST: the name or address users knock at (the server cannot know its public name)', EXIT.usage);
-    if (v.qr === true || v['knock-port'] !== undefined) throw new OperatorError(`${v.qr === true ? '--qr' : '--knock-port'} is for the invitation, which needs --host HOST`, EXIT.usage);
+  const hostText = v.host ?? config.publicHost;
+  if (hostText === undefined) {
+    if (action === 'invite') throw new OperatorError(`sesame user invite needs --host HOST, or "publicHost" in ${config.file}: the name or address users knock at (the server cannot know its public name)`, EXIT.usage);
+    if (v.qr === true || v['knock-port'] !== undefined) throw new OperatorError(`${v.qr === true ? '--qr' : '--knock-port'} is for the invitation, which needs --host HOST (or "publicHost" in ${config.file})`, EXIT.usage);
     return undefined;
   }
-  const host = parseHost(v.host);
+  const host = parseHost(hostText);
   if (!host.ok) throw new OperatorError(`--host: ${host.reason}`, EXIT.usage);
   const portText = v['knock-port'];
   const knockPort = portText === undefined ? config.knockPort : /^[1-9]\d{0,4}$/.test(portText) && Number(portText) <= 65_535 ? Number(portText) : undefined;

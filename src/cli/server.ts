@@ -11,7 +11,7 @@ import { runServer } from '../server/daemon.ts';
 import { DEFAULTS } from '../limits.ts';
 
 export const HELP = `usage: sesame server [-c CONFIG] [--capture udp|pcap] [--interface NAME]...
-       sesame server init DIR [--state-dir DIR] [--user NAME]
+       sesame server init DIR [--state-dir DIR] [--user NAME] [--public-host HOST]
        sesame server [-c CONFIG] --check [--user NAME]
        sesame server [-c CONFIG] --cleanup
 
@@ -37,6 +37,8 @@ nftables table (inet sesame); it touches nothing else.
                         Otherwise all of it is private to whoever runs init (0700, 0600): run the daemon as them.
     --state-dir DIR     where the daemon keeps its replay record (default ${DEFAULTS.stateDir})
     --user NAME         the account the daemon runs as ("root": root-only files)
+    --public-host HOST  the name or address users knock at, written as "publicHost": sesame user add
+                        then prints the new user's invitation without --host
 
 On stop (SIGTERM/SIGINT, or a crash) the table stays: protected ports stay closed and open grants
 expire at their timeout in the kernel. "sesame server --cleanup" removes the table.

@@ -21,7 +21,7 @@ const HELP = `usage: sesame user add NAME --key FILE_OR_LINE [--ports tcp/22,...
        sesame user set NAME [--ports LIST] [--max-duration D] [--from LIST] [--may-open-other | --no-may-open-other]
        sesame user list [--json]
        sesame user show NAME [--json]
-       sesame user invite NAME --host HOST [--knock-port N] [--qr]
+       sesame user invite NAME [--host HOST] [--knock-port N] [--qr]
        sesame user revoke NAME [--key KEYID] [--reason TEXT] [--keep-sessions]
        sesame user remove NAME [--reason TEXT] [--keep-sessions]
   every form takes -c CONFIG (default ${DEFAULT_SERVER_CONFIG}); the users file is the config's "usersFile"
@@ -40,14 +40,15 @@ a narrowed policy no longer allows. A server that was not running does the same 
     --from LIST     source CIDRs the knock must come from (default: any)
     --may-open-other  allow the user's knock to name another address to open (NAT)
     --force         re-add a key that was revoked (its revocation stays in the record, marked reinstated)
-    --host HOST     then print the user's invitation (see invite)
+    --host HOST     then print the user's invitation (see invite); publicHost in the config does the same
   set NAME          change a user's policy (the flags as for add; --from "" means any source again)
   list              users, their keys (by key id) and the revocation record; --json for scripts
   show NAME         one user in detail
   invite NAME       print the user's invitation: one line "sesame-invite:1:..." holding HOST, the knock
                     port, the server's public key(s) and the user's ports, and no secret; on a terminal
                     (or with --qr) also as a QR code. The user runs "sesame profile import LINE".
-    --host HOST     the name or address users knock at (the server cannot know its public name)
+    --host HOST     the name or address users knock at (the server cannot know its public name);
+                    default: the config's publicHost
     --knock-port N  the knock port as users reach it (default: the config's knockPort; differs behind NAT)
     --qr            print the QR code also when stdout is not a terminal
   revoke NAME       revoke all the user's keys, or one with --key KEYID (a unique prefix of 8+ hex digits);
@@ -146,7 +147,7 @@ export async function user(argv: string[]): Promise<number> {
   process.stdout.write(`${printable(said)}\n`);
   if (action !== 'add') return EXIT.ok;
   if (server === undefined) {
-    if (process.stdout.isTTY === true) process.stdout.write(`(to give ${name} the one line that sets up their client: sesame user invite ${name} --host HOST)\n`);
+    if (process.stdout.isTTY === true) process.stdout.write(`(to give ${name} the one line that sets up their client: sesame user invite ${name} --host HOST; or set publicHost in the config)\n`);
     return EXIT.ok;
   }
   return printInvitation(readUsers(usersPath), needName(), server, values.qr === true, true);

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseAccess } from '../protocol/access.ts';
 import type { Access } from '../protocol/access.ts';
 import { parseAddress } from '../protocol/address.ts';
+import { parseHost } from '../client/invite.ts';
 import type { Address } from '../protocol/address.ts';
 import { DEFAULT_LIMITS, DEFAULTS, TABLE } from '../limits.ts';
 import { EXIT } from '../errors.ts';
@@ -16,6 +17,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 export interface ServerConfig {
   readonly file: string;
   readonly knockPort: number;
+  /** The name or address users knock at (config publicHost), canonical as invitations write it. */
+  readonly publicHost?: string;
   readonly listen: readonly Address[];
   /** The server's private key files (config serverKeys, or the one serverKey): a knock to any of them is accepted. */
   readonly serverKeyPaths: readonly string[];
@@ -42,6 +45,7 @@ export interface ServerConfig {
 /** The config as the schema guarantees it (optional keys may be absent). */
 interface ConfigFile {
   knockPort?: number;
+  publicHost?: string;
   listen?: string[];
   serverKey?: string;
   serverKeys?: string[];
@@ -75,6 +79,8 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
     if (a === undefined) problems.push(`${file}: /protect/${i}: expected tcp/PORT or udp/PORT with PORT 1-65535, got "${text}"`);
     return a;
   });
+  const publicHost = c.publicHost === undefined ? undefined : parseHost(c.publicHost);
+  if (publicHost !== undefined && !publicHost.ok) problems.push(`${file}: /publicHost: ${publicHost.reason}`);
   const defaultDurationSeconds = c.defaultDurationSeconds ?? DEFAULTS.defaultDurationSeconds;
   const maxDurationSeconds = c.maxDurationSeconds ?? DEFAULTS.maxDurationSeconds;
   if (defaultDurationSeconds > maxDurationSeconds) {
@@ -87,6 +93,7 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
   return {
     file: resolve(file),
     knockPort: c.knockPort ?? DEFAULTS.knockPort,
+    ...(publicHost?.ok === true ? { publicHost: publicHost.value } : {}),
     listen: listen.filter((a) => a !== undefined),
     serverKeyPaths: (c.serverKeys ?? (c.serverKey === undefined ? [] : [c.serverKey])).map(path),
     usersPath: path(c.usersFile),

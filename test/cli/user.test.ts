@@ -364,3 +364,38 @@ describe('sesame user invite, and add --host', () => {
     assert.equal(end, '');
   });
 });
+
+describe('publicHost in the config stands in for --host', () => {
+  let dir: ServerDir;
+  before(async () => {
+    await loadSodium();
+    dir = makeServerDir({ protect: ['tcp/22'], publicHost: 'Bastion.Example.org' });
+  });
+  after(() => dir.remove());
+
+  test('add prints the invitation with publicHost; invite needs no --host; --host still wins', async () => {
+    dir.userKey('carol');
+    const r = await run('user', 'add', 'carol', '--key', `${dir.dir}/carol.pub`, '-c', dir.configPath);
+    assert.equal(r.code, 0, r.stderr);
+    const [message, invitation] = r.stdout.split('\n');
+    assert.match(message ?? '', /^added user carol/);
+    const added = parseInvitation(invitation ?? '');
+    assert.ok(added.ok && added.value.host === 'bastion.example.org', r.stdout);
+    const again = parseInvitation((await run('user', 'invite', 'carol', '-c', dir.configPath)).stdout);
+    assert.ok(again.ok && again.value.host === 'bastion.example.org');
+    const other = parseInvitation((await run('user', 'invite', 'carol', '--host', '203.0.113.9', '-c', dir.configPath)).stdout);
+    assert.ok(other.ok && other.value.host === '203.0.113.9');
+  });
+
+  test('a publicHost that is not a host name is refused at load, naming the field', async () => {
+    const bad = makeServerDir({ protect: ['tcp/22'], publicHost: 'ssh..example.com' });
+    try {
+      bad.userKey('dave');
+      const r = await run('user', 'add', 'dave', '--key', `${bad.dir}/dave.pub`, '-c', bad.configPath);
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /\/publicHost: "ssh\.\.example\.com" is not a host name/);
+    } finally {
+      bad.remove();
+    }
+  });
+});

@@ -112,7 +112,7 @@ describe('the Debian package', { skip }, () => {
   });
 
   test('sesame server init, as root, gives the config to root:sesame 0640 and the key to sesame 0600, and refuses to run twice', async () => {
-    const out = must(await run('sesame', ['server', 'init', etc(), '--state-dir', join(tmp, 'state')]), 'sesame server init');
+    const out = must(await run('sesame', ['server', 'init', etc(), '--state-dir', join(tmp, 'state'), '--public-host', 'bastion.example.org']), 'sesame server init');
     assert.match(out.stdout, /for the daemon's user sesame/);
     const expect: [string, number, number, string][] = [
       [etc(), 0, gid, '0750'],
@@ -134,7 +134,8 @@ describe('the Debian package', { skip }, () => {
     assert.equal(readFileSync(join(etc(), 'server.key'), 'utf8'), key, 'the key is untouched');
 
     must(await run('sesame', ['keygen', '-f', join(tmp, 'alice'), '-C', 'alice@test']), 'sesame keygen');
-    must(await run('sesame', ['user', 'add', 'alice', '--key', join(tmp, 'alice.pub'), '-c', config()]), 'sesame user add');
+    const added = must(await run('sesame', ['user', 'add', 'alice', '--key', join(tmp, 'alice.pub'), '-c', config()]), 'sesame user add');
+    assert.match(added.stdout, /^sesame-invite:1:bastion\.example\.org,62201,tcp\/22,/m, 'publicHost from init: user add prints the invitation');
     const users = statSync(join(etc(), 'users.json'));
     assert.deepEqual([users.uid, users.gid, modeOf(users)], [0, gid, '0640'], 'an edit keeps the owner and mode');
   });
