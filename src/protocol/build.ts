@@ -14,6 +14,8 @@ export interface KnockRequest {
   readonly access: readonly Access[];
   readonly durationSeconds?: number;
   readonly openAddress?: Address;
+  /** Wire key "c": the confirmation TCP port the client will probe after the knock. */
+  readonly confirmPort?: number;
 }
 
 /** Returns n random bytes. Production passes libsodium's CSPRNG; vectors pass a seeded stream. */
@@ -30,6 +32,7 @@ export function encodePayload(request: KnockRequest, timestampMs: number, nonce:
   };
   if (request.durationSeconds !== undefined) map['d'] = request.durationSeconds;
   if (request.openAddress !== undefined) map['o'] = request.openAddress.bytes;
+  if (request.confirmPort !== undefined) map['c'] = request.confirmPort;
   return packr.pack(map);
 }
 

@@ -33,6 +33,8 @@ export interface Payload {
   readonly access: readonly Access[];
   readonly durationSeconds?: number;
   readonly openAddress?: Address;
+  /** Wire key "c": the TCP port of the server's confirmation range the client will probe (README.md, "Confirmation"). */
+  readonly confirmPort?: number;
 }
 
 /** Length bounds, then the header. Nothing else is read before these pass. */
@@ -59,6 +61,7 @@ interface WirePayload {
   a: [string, number][];
   d?: number;
   o?: Uint8Array;
+  c?: number;
 }
 
 /** The payload schema (README.md, "Payload"). Unknown keys, wrong types and out-of-range values are refused. */
@@ -82,6 +85,7 @@ const PAYLOAD_SCHEMA = {
     },
     d: { type: 'integer', minimum: 1, maximum: CEILING.durationSeconds },
     o: { byteLengths: WIRE.openAddressBytes },
+    c: { type: 'integer', minimum: 1, maximum: 65_535 },
   },
 } as const;
 
@@ -108,5 +112,6 @@ export function decodePayload(bytes: Uint8Array): Result<Payload> {
     access,
     ...(decoded.d === undefined ? {} : { durationSeconds: decoded.d }),
     ...(openAddress === undefined ? {} : { openAddress }),
+    ...(decoded.c === undefined ? {} : { confirmPort: decoded.c }),
   });
 }
