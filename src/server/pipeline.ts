@@ -47,7 +47,7 @@ export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Addres
   const receivedMs = performance.now();
   const dropped = (reason: DropReason, detail?: Detail, user?: string): void => d.drops.record(reason, source, user === undefined ? detail : { ...detail, user });
 
-  const pre = prefilter(packet, d.servers()); // 1 prefilter.ts: length, version, mac1 (which server key)
+  const pre = prefilter(packet, d.servers(), { nowMs: d.now(), windowMs: d.windowMs }); // 1 prefilter.ts: length, version, token, mac1 (which server key)
   if (!pre.ok) return dropped(pre.reason, pre.detail);
   const { outer, server } = pre.value;
   if (d.replay.seenPacket(outer.mac1)) return dropped(DROP.replay); // 2 replay.ts: this very packet was accepted before
