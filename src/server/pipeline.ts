@@ -51,7 +51,8 @@ export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Addres
   if (!pre.ok) return dropped(pre.reason, pre.detail);
   const { outer, server } = pre.value;
   if (d.replay.seenPacket(outer.mac1)) return dropped(DROP.replay); // 2 replay.ts: this very packet was accepted before
-  if (!d.limiter.admit(rateKey(source))) return dropped(DROP.rateLimited); // 3 ratelimit.ts: per-source budget for public-key work
+  const admitted = d.limiter.take(rateKey(source)); // 3 ratelimit.ts: per-source and global budgets for public-key work
+  if (admitted !== 'ok') return dropped(admitted);
   const inner = openBox(outer, server); // 4 open.ts: the sealed box
   if (!inner.ok) return dropped(inner.reason, inner.detail);
   const users = d.users();

@@ -2,6 +2,7 @@
 import { deriveToken, slotOf } from '../protocol/keys.ts';
 import type { ServerKeys } from '../protocol/keys.ts';
 import { WIRE } from '../protocol/layout.ts';
+import { DAEMON } from '../limits.ts';
 
 /** A token and how long it stays acceptable from `nowMs` on: until its slot's end no longer overlaps now - window. */
 export interface TokenElement {
@@ -45,4 +46,22 @@ export class TokenCheck {
     }
     return this.#tokens.has(token);
   }
+}
+
+/**
+ * Runs `task` just after every slot boundary (setTimeout re-armed each time, so it follows the wall clock rather than
+ * drifting); returns a function that stops it. The timer does not keep the process alive.
+ */
+export function everySlot(task: () => void, now: () => number = Date.now): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    const t = now();
+    timer = setTimeout(() => {
+      task();
+      arm();
+    }, (slotOf(t) + 1) * WIRE.tokenSlotMs - t + DAEMON.tokenRefreshAfterBoundaryMs);
+    timer.unref();
+  };
+  arm();
+  return () => clearTimeout(timer);
 }
