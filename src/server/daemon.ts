@@ -98,7 +98,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
   };
   // The kernel gate's slot tokens (tokens.ts): one slot ahead, replaced every slot and when the server keys change.
   const kernelTokens = (): TokenElement[] => tokensAt(servers, now(), config.windowMs, WIRE.tokenSlotMs);
-  const refreshTokens = (): void => void firewall.setTokens(kernelTokens()).catch((err: unknown) => log.error({ event: 'tokens.failed', err: errorMessage(err) }, 'could not refresh the knock port tokens: knocks fail once the installed ones expire'));
+  const refreshTokens = (): Promise<void> => firewall.setTokens(kernelTokens()).catch((err: unknown) => log.error({ event: 'tokens.failed', err: errorMessage(err) }, 'could not refresh the knock port tokens: knocks fail once the installed ones expire'));
   await setupFirewall(firewall, config, users, kernelTokens()).catch(abandon);
   // Keys revoked or removed while no daemon ran, and grants a narrowed policy no longer allows, close before any knock.
   await syncKernel(firewall, users, log).catch((err: unknown) => abandon(new OperatorError(`cannot read or update nftables table inet ${config.table}: ${errorMessage(err)}`, EXIT.firewall)));
@@ -160,7 +160,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     config = plan.effective;
     servers = nextServers;
     deps = { ...deps, bounds: { defaultDurationSeconds: config.defaultDurationSeconds, maxDurationSeconds: config.maxDurationSeconds }, ...(plan.limiter ? { limiter: limiterFor(config, now) } : {}) };
-    refreshTokens();
+    await refreshTokens();
     if (plan.firewall) await serially(() => setupFirewall(firewall, config, users, kernelTokens())).catch((err: unknown) => log.error({ event: 'config.firewall_failed', err: errorMessage(err) }, 'could not apply the new protected ports or limits to the table'));
     log.info({ event: 'config.reloaded', applied: plan.applied, serverKeys: servers.map((k) => fingerprint(k.publicKey)) }, 'config reloaded');
     log.level = config.logLevel; // after the line above, which would otherwise vanish when the level goes up
@@ -191,7 +191,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
 
   const housekeeping = setInterval(() => drops.flush(), DAEMON.housekeepingMs);
   housekeeping.unref();
-  const stopTokens = everySlot(refreshTokens, now);
+  const stopTokens = everySlot(() => void refreshTokens(), now);
   log.info({ event: 'server.started', serverKeys: servers.map((k) => fingerprint(k.publicKey)), knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map(formatAccess) }, 'sesame server started');
 
   let resolveStopped = (): void => {};
