@@ -18,7 +18,8 @@ const PORT = 2222;
 const KNOCK_PORT = 62201;
 const RAW = fileURLToPath(new URL('../../../test/tools/flood-raw4.py', import.meta.url));
 /** Each flood: at most this long and this many packets. */
-const FLOOD_SECONDS = 4;
+const FLOOD_SECONDS = 6;
+const KNOCKS = 5;
 const FLOOD_MAX_PACKETS = 600_000;
 
 describe('floods on the knock port', { skip }, () => {
@@ -57,36 +58,37 @@ describe('floods on the knock port', { skip }, () => {
     return { done, ended: () => over };
   };
 
-  /** Knocks from the user's address until a grant for it is logged (a few tries: UDP), and checks the flood was still on then. */
-  const knockThrough = async (ended: () => boolean): Promise<void> => {
+  /**
+   * Five knocks from the user's address during the flood, one after another; each must be granted while the flood is
+   * still on (4 of 5 at least: UDP may lose one). A knock that slips through a pause in the flood is not enough.
+   */
+  const knocksThrough = async (ended: () => boolean): Promise<void> => {
     await sleep(700); // the flood is under way
-    for (let attempt = 1; attempt <= 5; attempt++) {
+    const verdicts: string[] = [];
+    for (let i = 0; i < KNOCKS; i++) {
       const since = daemon.events.length;
       await sendUdp(topo.client.ns, topo.server.v4, KNOCK_PORT, buildKnock({ access: [{ proto: 'tcp', port: PORT }] }, alice, dir.serverKeys.publicKey, Date.now(), systemRandom), topo.client.v4);
-      const granted = await daemon.waitFor((e) => e.event === 'grant.opened' && e['address'] === topo.client.v4, 600, since).then(() => true, () => false);
-      if (granted) {
-        assert.equal(ended(), false, 'granted while the flood was still on');
-        assert.equal(await tcpConnect(topo.client.ns, topo.server.v4, PORT, 400, topo.client.v4), true, 'the port opened for the user');
-        return;
-      }
+      const granted = await daemon.waitFor((e) => e.event === 'grant.opened' && e['address'] === topo.client.v4, 800, since).then(() => true, () => false);
+      verdicts.push(!granted ? 'lost' : ended() ? 'after the flood' : 'granted');
     }
-    assert.fail('no knock got through during the flood');
+    assert.ok(verdicts.filter((v) => v === 'granted').length >= KNOCKS - 1, `knocks during the flood: ${verdicts.join(', ')}`);
+    assert.equal(await tcpConnect(topo.client.ns, topo.server.v4, PORT, 400, topo.client.v4), true, 'the port opened for the user');
   };
+
+  test('junk forging the user\'s own address: the knock is granted (the meter counts only packets with a valid token)', async () => {
+    const f = flood({ sources: 1, source: topo.client.v4 });
+    await knocksThrough(f.ended);
+    const r = await f.done;
+    assert.ok(r.sent >= 10_000, `the flood ran (${r.sent} packets)`);
+    await sleep(2200); // the 2 s grant ends before the next test
+  });
 
   test('junk from 4,096 forged source addresses: the knock is granted, and the forged sources never reach the per-source meter', async () => {
     const f = flood({ sources: 4096, sourceBase: '10.250' });
-    await knockThrough(f.ended);
+    await knocksThrough(f.ended);
     const r = await f.done;
     assert.ok(r.sent >= 10_000 && r.sources === 4096, `the flood ran (${r.sent} packets)`);
     const meter = await execIn(topo.server.ns, ['nft', 'list', 'set', 'inet', 'sesame', 'knockers4']);
     assert.doesNotMatch(meter.stdout, /10\.250\./, 'packets without a token die before the meter: no forged source has an entry');
-    await sleep(2200); // the 2 s grant ends before the next test
-  });
-
-  test('junk forging the user\'s own address: the knock is granted (the meter counts only packets with a valid token)', async () => {
-    const f = flood({ sources: 1, source: topo.client.v4 });
-    await knockThrough(f.ended);
-    const r = await f.done;
-    assert.ok(r.sent >= 10_000, `the flood ran (${r.sent} packets)`);
   });
 });
