@@ -1,7 +1,7 @@
 // Flood resilience side by side (issue 16): fwknopd (UDP server mode) and sesame (dgram capture) on the same namespace topology, one daemon at a
-// time, each through four 10 s floods of the knock port from a raw socket in the client namespace: (a) junk from one other address, (b) junk
+// time, each through five 10 s floods of the knock port from a raw socket in the client namespace: (a) junk from one other address, (b) junk
 // from 4,096 forged source addresses, (c) junk forging the legitimate user's own address, (d) sesame's valid slot token followed by junk (an
-// insider who holds server.pub), from 4,096 forged sources. Meanwhile the user knocks every 400 ms (each knock opens its own port, probed
+// insider who holds server.pub), from 4,096 forged sources, (e) the same with a valid mac1 too, so each packet costs sesame a box open. Meanwhile the user knocks every 500 ms (each knock opens its own port, probed
 // until open, 3 s at most). Prints served/sent, median latency of served knocks, daemon CPU and the flood's rate; asserts nothing.
 // Needs root; installs fwknop from apt if missing; only touches the sesame-* namespaces and temp dirs it creates.
 import { rmSync, writeFileSync } from 'node:fs';
@@ -22,18 +22,19 @@ const DRIVER = fileURLToPath(new URL('./compare-driver.js', import.meta.url));
 const RAW = fileURLToPath(new URL('../../../test/tools/flood-raw4.py', import.meta.url));
 const KNOCK_PORT = 62201;
 const SECONDS = Number(process.env['FLOOD_SECONDS'] ?? '10');
-/** fwknopd's access.conf line holds about 100 ports: 20 per flood at most. */
-const KNOCK_EVERY_MS = 400;
+/** fwknopd's access.conf line holds about 100 ports: 16 per flood at most. */
+const KNOCK_EVERY_MS = 500;
 /** Knocks per scenario: as many as fit in the flood's last SECONDS - 2 s (the driver's clock ends the run). */
 const KNOCKS = Math.ceil(((SECONDS - 2) * 1000) / KNOCK_EVERY_MS);
 const FORGED = 4096;
-const SCENARIOS = ['a', 'b', 'c', 'd'] as const;
+const SCENARIOS = ['a', 'b', 'c', 'd', 'e'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const TITLE: Record<Scenario, string> = {
   a: '(a) junk from one other address',
   b: `(b) junk from ${FORGED.toLocaleString('en')} forged sources`,
   c: "(c) junk forging the user's address",
   d: `(d) valid token + junk, ${FORGED.toLocaleString('en')} forged sources`,
+  e: `(e) valid token and mac1 + junk box, ${FORGED.toLocaleString('en')} forged sources`,
 };
 /** Each scenario opens its own ports, so a grant left from the one before cannot answer a probe. */
 const portsOf = (s: Scenario): number[] => Array.from({ length: KNOCKS }, (_, i) => 20_000 + SCENARIOS.indexOf(s) * 100 + i);
@@ -43,22 +44,26 @@ const say = (s: string): void => void process.stderr.write(`[flood] ${s}\n`);
 
 interface Result { served: number; sent: number; medianMs: number; cpuPercent: number; floodPps: number }
 
-/** The raw flooder's arguments for a scenario (tokenHex: sesame's current slot token, for the insider). */
-function floodArgs(topo: Topology, s: Scenario, tokenHex?: string): Record<string, unknown> {
+/** What an insider (a holder of sesame's server.pub) puts in: the current slot token and the mac1 key. */
+interface Insider { readonly tokenHex: string; readonly mac1KeyHex: string }
+
+/** The raw flooder's arguments for a scenario; fwknopd's floods in (d) and (e) are the same junk without sesame's values. */
+function floodArgs(topo: Topology, s: Scenario, insider?: Insider): Record<string, unknown> {
   const base = { dst: topo.server.v4, port: KNOCK_PORT, seconds: SECONDS, maxPackets: 5_000_000, bytes: 193, sourceBase: '10.250' };
   if (s === 'a') return { ...base, sources: 1, source: topo.client.v4b };
   if (s === 'b') return { ...base, sources: FORGED };
   if (s === 'c') return { ...base, sources: 1, source: topo.client.v4 };
-  return { ...base, sources: FORGED, ...(tokenHex === undefined ? {} : { tokenHex }) };
+  if (s === 'd') return { ...base, sources: FORGED, ...(insider === undefined ? {} : { tokenHex: insider.tokenHex }) };
+  return { ...base, sources: FORGED, ...(insider === undefined ? {} : insider) };
 }
 
 /** One flood with the user knocking through it; the daemon's CPU over the flood. */
-async function scenario(topo: Topology, dir: string, pid: number, s: Scenario, packets: readonly Uint8Array[], tokenHex?: string): Promise<Result> {
+async function scenario(topo: Topology, dir: string, pid: number, s: Scenario, packets: readonly Uint8Array[], insider?: Insider): Promise<Result> {
   const file = `${dir}/during-${s}.hex`;
   writeFileSync(file, packets.map((p) => Buffer.from(p).toString('hex')).join('\n'));
   const cpu0 = treeCpu(pid).total;
   const t0 = Date.now();
-  const flooding = execIn(topo.client.ns, ['python3', RAW, JSON.stringify(floodArgs(topo, s, tokenHex))], { timeoutMs: (SECONDS + 30) * 1000 });
+  const flooding = execIn(topo.client.ns, ['python3', RAW, JSON.stringify(floodArgs(topo, s, insider))], { timeoutMs: (SECONDS + 30) * 1000 });
   await sleep(1000);
   const knocking = await execIn(topo.client.ns, [process.execPath, DRIVER, JSON.stringify({ mode: 'during', host: topo.server.v4, knockPort: KNOCK_PORT, packetsFile: file, ports: portsOf(s), durationMs: (SECONDS - 2) * 1000, intervalMs: KNOCK_EVERY_MS })], { timeoutMs: (SECONDS + 30) * 1000 });
   const flood = await flooding;
@@ -114,7 +119,8 @@ async function sesameRun(): Promise<Record<Scenario, Result>> {
     for (const s of SCENARIOS) {
       const packets = portsOf(s).map((port) => buildKnock({ access: [{ proto: 'tcp', port }] }, alice, dir.serverKeys.publicKey, Date.now(), systemRandom));
       say(`sesame ${TITLE[s]}`);
-      out[s] = await scenario(topo, dir.dir, daemon.pid ?? 0, s, packets, Buffer.from(tokenBytes(dir.serverKeys.publicKey, Date.now())).toString('hex'));
+      const insider = { tokenHex: Buffer.from(tokenBytes(dir.serverKeys.publicKey, Date.now())).toString('hex'), mac1KeyHex: Buffer.from(dir.serverKeys.mac1Key).toString('hex') };
+      out[s] = await scenario(topo, dir.dir, daemon.pid ?? 0, s, packets, insider);
     }
     await daemon.kill('SIGTERM');
     say(`sesame dropped, by reason: ${JSON.stringify(daemon.events.find((e) => e.event === 'server.stopped')?.['dropped'] ?? {})}`);
