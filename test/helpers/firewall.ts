@@ -1,6 +1,7 @@
 // The one fake Firewall, for in-process tests of the packet path (the real backend is tested against the kernel in test/server/nftables.test.ts): it records what it is asked to open, can fail on demand, holds a gate, and is as full as the kernel's maps at `capacity`.
 import { GrantBookFullError } from '../../src/server/firewall.ts';
 import type { Firewall, Grant, LiveGrant } from '../../src/server/firewall.ts';
+import type { TokenElement } from '../../src/server/tokens.ts';
 
 export class RecordingFirewall implements Firewall {
   /** Every grant() call, as asked. */
@@ -34,6 +35,13 @@ export class RecordingFirewall implements Firewall {
   }
 
   async setRevokedMarks(): Promise<void> {}
+
+  /** The last token refresh. */
+  tokens: readonly TokenElement[] = [];
+
+  async setTokens(tokens: readonly TokenElement[]): Promise<void> {
+    this.tokens = tokens;
+  }
 
   async cut(): Promise<number> {
     return 0;

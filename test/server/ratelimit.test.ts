@@ -31,3 +31,35 @@ test('the table is bounded; idle sources are evicted to make room, busy ones are
   for (let i = 0; i < 100_000; i++) rl.admit(`flood${i}`);
   assert.ok(rl.size <= 16, 'a spoofed-source flood never grows the table past its cap');
 });
+
+test('the global budget bounds box opens for all sources together: busy, not rate_limited', () => {
+  let now = 0;
+  const rl = new RateLimiter({ perSecond: 5, burst: 10, maxSources: 100_000, globalPerSecond: 100, now: () => now });
+  const verdicts = new Map<string, number>();
+  for (let i = 0; i < 1_000; i++) {
+    const v = rl.take(`forged${i}`);
+    verdicts.set(v, (verdicts.get(v) ?? 0) + 1);
+  }
+  assert.deepEqual(Object.fromEntries(verdicts), { ok: 100, busy: 900 }, 'a thousand forged sources get the global burst and no more');
+  now += 1_000;
+  assert.equal(rl.take('legit'), 'ok', 'after a second the budget has refilled');
+});
+
+test('when the global budget runs low, its lower half goes to quiet sources only: busy senders cannot starve a new knock', () => {
+  let now = 0;
+  const rl = new RateLimiter({ perSecond: 5, burst: 10, maxSources: 100_000, globalPerSecond: 100, now: () => now });
+  // 40 insider sources, each sending at its own per-source rate (5/s): 200/s together, twice the global budget.
+  const insiders = new Map<string, number>();
+  const legit: string[] = [];
+  for (let round = 0; round < 20; round++) {
+    for (let s = 0; s < 40; s++) {
+      const v = rl.take(`insider${s}`);
+      insiders.set(v, (insiders.get(v) ?? 0) + 1);
+    }
+    if (round % 5 === 4) legit.push(rl.take('legit'));
+    now += 200;
+  }
+  assert.deepEqual(legit, ['ok', 'ok', 'ok', 'ok'], 'the legitimate source, knocking now and then, is served every time');
+  assert.ok((insiders.get('busy') ?? 0) > 0, 'the insiders were refused as busy');
+  assert.ok((insiders.get('ok') ?? 0) <= 100 + 4 * 100, `insiders got ${insiders.get('ok')} opens: within the global budget`);
+});
