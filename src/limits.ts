@@ -128,6 +128,10 @@ export const RATE_LIMIT = {
   globalOpensPerSecond: 1_000,
   /** Once the global budget is half spent, only sources that got no box open for this long are served from the rest. */
   quietAfterMs: 1_000,
+  /** Box opens per second reserved for sources that sent an accepted knock before, once the global budget is spent. */
+  vouchedOpensPerSecond: 100,
+  /** Sources remembered as having sent an accepted knock (least recent forgotten first). */
+  maxVouchedSources: 65_536,
 } as const;
 
 /**

@@ -69,6 +69,7 @@ export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Addres
   if (policy === undefined) return dropped(DROP.unknownKey);
   const grants = decide(payload.value, source, policy, d.bounds); // 9 policy.ts: source, address, ports, duration
   if (!grants.ok) return dropped(grants.reason, grants.detail);
+  d.limiter.vouch(rateKey(source)); // this source sends real knocks: it keeps a share of the box-open budget under a flood
   d.log.info(
     { event: 'knock.accepted', user, keyId: toHex(key.value.keyId), serverKey: fingerprint(server.publicKey), source: source.text, ports: payload.value.access.map(formatAccess), ttlSeconds: grants.value[0]?.ttlSeconds, skewMs: payload.value.timestampMs - d.now() },
     'knock accepted',

@@ -1,4 +1,4 @@
-// Step 3 of the packet path: the budget for public-key work, after mac1 and before any box is opened. A token bucket per source (IPv4 address, IPv6 /64) and one global bucket; when the global one runs low, only sources that have been quiet are served, so a few busy sources cannot take what others need. Bounded table, injected clock.
+// Step 3 of the packet path: the budget for public-key work, after mac1 and before any box is opened. A token bucket per source (IPv4 address, IPv6 /64) and one global bucket; when the global one runs low, only sources that have been quiet are served, so a few busy sources cannot take what others need, and sources that knocked successfully before keep a reserve of their own. Bounded tables, injected clock.
 import { RATE_LIMIT } from '../limits.ts';
 import { DROP } from '../protocol/reasons.ts';
 
@@ -24,11 +24,26 @@ export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly opts: RateLimitOptions;
   private readonly global: Bucket;
+  /** Sources that sent an accepted knock (most recent last), with a global budget of their own. */
+  private readonly vouched = new Set<string>();
+  private readonly vouchedBudget: Bucket;
   private nextEvictMs = 0;
 
   constructor(opts: RateLimitOptions) {
     this.opts = opts;
     this.global = { tokens: opts.globalPerSecond ?? 0, updatedMs: opts.now() };
+    this.vouchedBudget = { tokens: RATE_LIMIT.vouchedOpensPerSecond, updatedMs: opts.now() };
+  }
+
+  /**
+   * Records that `key` sent a knock that was accepted (signed by a listed, unrevoked key). Such sources draw on a
+   * reserve when the global budget is spent, so a flood by holders of server.pub (revoked users included) from forged
+   * sources cannot starve users where they knocked from before. Bounded: the least recently vouched source goes first.
+   */
+  vouch(key: string): void {
+    this.vouched.delete(key);
+    this.vouched.add(key);
+    if (this.vouched.size > RATE_LIMIT.maxVouchedSources) for (const oldest of this.vouched) { this.vouched.delete(oldest); break; }
   }
 
   get size(): number {
@@ -60,8 +75,13 @@ export class RateLimiter {
     if (perSecond === undefined) return 'ok';
     refill(this.global, now, perSecond, perSecond);
     const quiet = bucket.openedMs === undefined || now - bucket.openedMs >= RATE_LIMIT.quietAfterMs;
-    if (this.global.tokens < 1 || (!quiet && this.global.tokens < perSecond / 2)) return DROP.busy;
-    this.global.tokens -= 1;
+    if (this.global.tokens >= 1 && (quiet || this.global.tokens >= perSecond / 2)) this.global.tokens -= 1;
+    else if (!this.vouched.has(key)) return DROP.busy;
+    else {
+      refill(this.vouchedBudget, now, RATE_LIMIT.vouchedOpensPerSecond, RATE_LIMIT.vouchedOpensPerSecond);
+      if (this.vouchedBudget.tokens < 1) return DROP.busy;
+      this.vouchedBudget.tokens -= 1;
+    }
     bucket.openedMs = now;
     return 'ok';
   }

@@ -24,7 +24,7 @@ import { sodium } from '../protocol/sodium.ts';
 import { ReplayFiles, replayRecord } from './replay-file.ts';
 
 const DIGEST_BYTES = KEY_BYTES.replayDigest;
-/** Replay digest = BLAKE2b-128("sesame/v1/replay" || key id || exact payload bytes). */
+/** Replay digest = BLAKE2b-128("sesame/v2/replay" || key id || exact payload bytes). */
 export function replayDigest(id: KeyId, payloadBytes: Uint8Array): Uint8Array {
   return sodium().crypto_generichash(DIGEST_BYTES, concat(utf8(LABEL.replay), id, payloadBytes), null);
 }

@@ -278,12 +278,12 @@ describe('nftables in a network namespace', { skip }, () => {
 
   test('slot tokens are replaced in one transaction and expire on their own: a gate whose daemon died closes by itself', async () => {
     const tokens = async (): Promise<string> => (await execIn(topo.server.ns, ['nft', 'list', 'set', 'inet', 'sesame', 'tokens'])).stdout;
-    await driver.call({ op: 'tokens', tokens: [{ token: 0x12345678, ttlMs: 60_000 }, { token: 0x0badf00d, ttlMs: 1_000 }] });
+    await driver.call({ op: 'tokens', tokens: [{ token: 0x12345678, ttlMs: 60_000 }, { token: 0x7badf00d, ttlMs: 1_000 }] });
     assert.match(await tokens(), /0x12345678 timeout 1m/);
-    await until(async () => !(await tokens()).includes('0x0badf00d'), 'the short-lived token expires without any daemon action', 20_000);
-    await driver.call({ op: 'tokens', tokens: [{ token: 0x0badf00d, ttlMs: 30_000 }] });
+    await until(async () => !(await tokens()).includes('0x7badf00d'), 'the short-lived token expires without any daemon action', 20_000);
+    await driver.call({ op: 'tokens', tokens: [{ token: 0x7badf00d, ttlMs: 30_000 }] });
     const now = await tokens();
-    assert.ok(now.includes('0x0badf00d') && !now.includes('0x12345678'), 'a refresh replaces the whole set');
+    assert.ok(now.includes('0x7badf00d') && !now.includes('0x12345678'), 'a refresh replaces the whole set');
   });
 
   test('a second grant before expiry replaces the timeout (longer or shorter)', async () => {

@@ -63,3 +63,18 @@ test('when the global budget runs low, its lower half goes to quiet sources only
   assert.ok((insiders.get('busy') ?? 0) > 0, 'the insiders were refused as busy');
   assert.ok((insiders.get('ok') ?? 0) <= 100 + 4 * 100, `insiders got ${insiders.get('ok')} opens: within the global budget`);
 });
+
+test('forged sources that each look quiet can spend the global budget; a source that knocked successfully before still gets a box open', () => {
+  let now = 0;
+  const rl = new RateLimiter({ perSecond: 5, burst: 10, maxSources: 1_000_000, globalPerSecond: 100, now: () => now });
+  rl.vouch('user-home');
+  const user: string[] = [];
+  let forgedOpens = 0;
+  for (let i = 0; i < 20_000; i++) {
+    if (rl.take(`forged${i}`) === 'ok') forgedOpens++; // every packet from a new address: each one quiet, together 50x the budget
+    now += 0.1;
+    if (i % 4_000 === 3_999) user.push(rl.take('user-home'));
+  }
+  assert.deepEqual(user, ['ok', 'ok', 'ok', 'ok', 'ok'], 'the vouched source is served from its reserve');
+  assert.ok(forgedOpens <= 100 + 2 * 100 + 1, `the forged sources got ${forgedOpens} box opens in 2 s: no more than the global budget`);
+});
