@@ -1,7 +1,7 @@
 // End to end: the knock confirmation (README.md, "Did my knock work?") with the real daemon, real nftables and the sesame CLI in namespaces: the range is silent, the kernel's reset reaches only the knocking address, once, for seconds; --wait's three outcomes and their exit codes; the server-key fallback of a rotation profile.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -151,5 +151,20 @@ describe('knock confirmation', { skip }, () => {
     assert.match(r.stderr, /the server confirmed this knock/, explain(r));
     assert.match(r.stderr, /with server key .*other\.pub: not confirmed/, explain(r));
     assert.equal((await daemon.event('knock.accepted', 2000, since))['user'], 'alice');
+  });
+
+  test('confirmPorts applies on reload; a client whose range is not the server\'s is never told "confirmed" (the control port resets too)', async () => {
+    const since = daemon.events.length;
+    const config = JSON.parse(readFileSync(dir.configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(dir.configPath, JSON.stringify({ ...config, confirmPorts: '40000-40001' }));
+    process.kill(daemon.pid ?? 0, 'SIGHUP');
+    // The file watch may reload too: the one that applies the change logs it once the table is set up again.
+    await daemon.waitFor((e) => e.event === 'config.reloaded' && Array.isArray(e['applied']) && e['applied'].includes('confirmPorts'), 5000, since, 'config.reloaded with confirmPorts');
+    const ok = await cli('knock', topo.server.v4, ...keys('alice'), '-p', `tcp/${PORT}`, '--wait', '--confirm-ports', '40000-40001');
+    assert.equal(ok.code, EXIT.ok, explain(ok));
+    // The old range is no longer sesame's: nothing listens there, so the host resets every SYN, the control port's too.
+    const stale = await cli('knock', topo.server.v4, ...keys('alice'), '-p', `tcp/${PORT}`, '--wait');
+    assert.equal(stale.code, EXIT.notConfirmed, explain(stale));
+    assert.match(stale.stderr, /the server's confirmPorts are not 62202-62217/, explain(stale));
   });
 });
