@@ -118,7 +118,7 @@ export async function knockAndWait(s: KnockSettings, knocker: Knocker, target: T
     verdict: 'unconfirmed',
     socket: reachable.socket,
     message: [
-      `${where} is reachable, but the server did NOT confirm this knock: an earlier grant for this address is still open, and this knock was probably refused.`,
+      `${where} is reachable, but the server did NOT confirm this knock: an earlier grant for this address is still open (or the port is not protected), and this knock was probably refused.`,
       ...(reachable.answersAll ? [`(the host also answered a port of ${formatRange(s.confirmPorts)} this knock did not name: the server's confirmPorts are not ${formatRange(s.confirmPorts)} (--confirm-ports, or "confirmPorts" in the profile), or it is too old to confirm)`] : []),
       ...likelyCauses(context, new Date()),
       ...notes,

@@ -2,7 +2,7 @@
 import type { Socket } from 'node:net';
 import { EXIT } from '../errors.ts';
 import type { ExitCode } from '../errors.ts';
-import { CONFIRM } from '../limits.ts';
+import { CONFIRM, WAIT } from '../limits.ts';
 import { watchConfirmation } from './confirm.ts';
 import type { Confirmation } from './confirm.ts';
 import type { Sender, Target } from './send.ts';
@@ -35,7 +35,7 @@ export const VERDICT_EXIT: Readonly<Record<Verdict, ExitCode>> = {
   nothing: EXIT.notOpened,
 };
 
-/** Only "nothing" is worth another server key: a refused port or a confirmed knock would not change with it, and an unconfirmed one might. */
+/** A knock not confirmed (port reachable or not) may have been sealed to a key the server does not hold: worth the next key. A refused port or a confirmed knock would not change with it. */
 export const tryNextKey = (v: Verdict): boolean => v === 'nothing' || v === 'unconfirmed';
 
 export interface KnockOutcome {
@@ -78,7 +78,7 @@ export async function knockOnce(p: KnockPlan): Promise<KnockOutcome> {
     if (wait.ok && confirmation.kind === 'none') {
       const left = Math.max(0, Math.min(CONFIRM.afterReachableMs, p.timeoutMs - (performance.now() - started)));
       let timer: NodeJS.Timeout | undefined;
-      const reknock = setInterval(() => void p.sender.send(p.build()).catch(() => undefined), CONFIRM.afterReachableMs / 2);
+      const reknock = setInterval(() => void p.sender.send(p.build()).catch(() => undefined), WAIT.reknockEveryMs);
       await Promise.race([confirmed, new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
       clearTimeout(timer);
       clearInterval(reknock);
