@@ -99,7 +99,7 @@ export async function knockAndWait(s: KnockSettings, knocker: Knocker, target: T
     if (o.verdict === 'confirmed' && o.socket !== undefined) {
       reachable?.socket.destroy();
       const after = notes.length === 0 ? '' : `\n${notes.join('\n')}`;
-      return { verdict: 'confirmed', socket: o.socket, message: `${where} is open: the server confirmed this knock (${o.elapsedMs} ms after it)${after}` };
+      return { verdict: 'confirmed', socket: o.socket, message: `${where} is open: the server confirmed this knock (${o.elapsedMs} ms after the knock)${after}` };
     }
     if (knocker.fallbacks.length > 0) notes.push(`(with server key ${k.serverKeyWhere}: not confirmed)`);
     if (o.socket === undefined) {
