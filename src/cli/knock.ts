@@ -26,7 +26,7 @@ export interface Io {
 const KNOCK_HELP = `usage: sesame knock HOST|PROFILE [options]
 
 Sends one knock (a signed, encrypted UDP packet) asking HOST to open ports for this machine's address.
-The server never answers a knock; --wait checks that the port opened.
+The server never answers a knock; --wait checks that its firewall confirms this knock and that the port opened.
 
   -p, --ports LIST        ports to open: tcp/PORT or udp/PORT, comma-separated, at most ${WIRE.maxAccessEntries} (default tcp/22)
   -d, --duration SECONDS  how long they should stay open (default: the server's; its policy caps it)
@@ -166,6 +166,7 @@ export async function knock(argv: string[], io: Io = STDIO): Promise<number> {
   if (name === undefined || extra !== undefined) throw usage('knock', 'expected one HOST or profile name');
   if (values.wait === true && values['print-packet'] === true) throw usage('knock', '--wait and --print-packet exclude each other');
   if (values.timeout !== undefined && values.wait !== true) throw usage('knock', '--timeout only applies with --wait');
+  if (values['confirm-ports'] !== undefined && values.wait !== true) throw usage('knock', '--confirm-ports only applies with --wait');
   const options = optionsFrom('knock', values, portsFlag(values.ports));
   const { settings: s, configFile } = await settingsFrom(name, values, options);
   const tcp = s.access.find((a) => a.proto === 'tcp');

@@ -338,6 +338,8 @@ describe('errors: one exit code each, with what to do', () => {
     ['12 --wait with no tcp port', ['a.invalid', '--wait', '-p', 'udp/51820'], /no tcp port/],
     ['13 --timeout without --wait', ['a.invalid', '--timeout', '2'], /only applies with --wait/],
     ['14 timeout 0', ['a.invalid', '--wait', '--timeout', '0'], /--timeout "0"/],
+    ['15 --confirm-ports without --wait', ['a.invalid', '--confirm-ports', '40000-40001'], /only applies with --wait/],
+    ['16 --confirm-ports one port', ['a.invalid', '--wait', '--confirm-ports', '40000-40000'], /--confirm-ports: 40000-40000: the last port must be above the first/],
   ];
   for (const [name, argv, message] of usageCases) {
     test(`usage error ${name}: EXIT.usage`, async () => {
