@@ -53,8 +53,12 @@ export const CONFIRM = {
   maxRangePorts: 1024,
   /** Client: once the protected port is reachable (a grant is open), how long it still waits for this knock's confirmation. */
   afterReachableMs: 2500,
-  /** Client: after the confirming reset, the control port's reset (a host resetting every SYN) may lag by the reset's own round trip, at least this. */
-  controlGraceMinMs: 20,
+  /**
+   * Client: the control port is probed with the first attempt, so on a host that resets every SYN its reset arrives
+   * no later than the confirming one, but for jitter: after the confirming reset it gets a quarter of that reset's
+   * round trip more, at least this. It delays a real confirmation by as much.
+   */
+  controlGraceMinMs: 10,
 } as const;
 
 /** Receive buffers. */

@@ -39,8 +39,8 @@ function probe(target: Target, port: number, pending: Set<Socket>): Promise<{ an
  * Probes the confirmation port on the same schedule as the protected port (WAIT.firstAttemptsMs, then every
  * WAIT.pollMs): attempts that reach the kernel before the confirmation do not get an answer, and the first that reaches
  * it after gets the reset (and uses it up). The control port is probed once with the first attempt: a host that resets
- * every SYN to it answers it about as fast, so after a reset on the confirmation port the control gets that reset's round
- * trip (at least CONFIRM.controlGraceMinMs) more to answer before the reset counts as a confirmation.
+ * every SYN to it answers it no later than the confirmation port, so after a reset there the control gets a short grace
+ * (CONFIRM.controlGraceMinMs) to answer before the reset counts as a confirmation.
  */
 export function watchConfirmation(target: Target, ports: { readonly confirm: number; readonly control: number }): ConfirmationWatch {
   const started = performance.now();
@@ -69,7 +69,7 @@ export function watchConfirmation(target: Target, ports: { readonly confirm: num
       if (answer !== 'reset' || done) return;
       const elapsedMs = Math.round(performance.now() - started);
       if (controlAnswer === undefined) {
-        const grace = new Promise((resolve) => timers.push(setTimeout(resolve, Math.max(CONFIRM.controlGraceMinMs, Math.ceil(rttMs)))));
+        const grace = new Promise((resolve) => timers.push(setTimeout(resolve, Math.max(CONFIRM.controlGraceMinMs, Math.ceil(rttMs / 4)))));
         await Promise.race([control, grace]);
       }
       finish(controlAnswer === 'reset' ? { kind: 'answersAll' } : { kind: 'confirmed', elapsedMs });
