@@ -107,7 +107,7 @@ async function openGrants(d: PipelineDeps, key: AuthorizedKey, grants: readonly 
   if (confirmPort !== undefined) await confirm(d, key, source, confirmPort);
 }
 
-/** 11: the grants are in the kernel, so the kernel may now answer the knock's confirmation SYN (README.md, "Confirmation"). */
+/** After step 10: the grants are in the kernel, so the kernel may now answer the knock's confirmation SYN (README.md, "Confirmation"). */
 async function confirm(d: PipelineDeps, key: AuthorizedKey, source: Address, port: number): Promise<void> {
   if (d.confirmPorts === undefined || !inRange(d.confirmPorts, port)) {
     d.log.info({ event: 'confirm.out_of_range', user: key.user, source: source.text, port, range: d.confirmPorts === undefined ? 'none' : formatRange(d.confirmPorts) }, 'knock served unconfirmed: its confirmation port is not in confirmPorts');
