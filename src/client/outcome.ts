@@ -1,4 +1,4 @@
-// Client: one knock watched to its verdict (README.md, "Did my knock work? --wait"): the kernel's confirmation reset, and the protected port. Trusts its typed inputs; reads nothing from the network but connect results.
+// Client: one knock watched to its verdict (README.md, "Confirmation"): the kernel's confirmation reset, and the protected port. Trusts its typed inputs; reads nothing from the network but connect results.
 import type { Socket } from 'node:net';
 import { EXIT } from '../errors.ts';
 import type { ExitCode } from '../errors.ts';

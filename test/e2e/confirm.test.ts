@@ -1,4 +1,4 @@
-// End to end: the knock confirmation (README.md, "Did my knock work?") with the real daemon, real nftables and the sesame CLI in namespaces: the range is silent, the kernel's reset reaches only the knocking address, once, for seconds; --wait's three outcomes and their exit codes; the server-key fallback of a rotation profile.
+// End to end: the knock confirmation (README.md, "Confirmation") with the real daemon, real nftables and the sesame CLI in namespaces: the range is silent, the kernel's reset reaches only the knocking address, once, for seconds; --wait's three outcomes and their exit codes; the server-key fallback of a rotation profile.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
