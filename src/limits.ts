@@ -96,6 +96,8 @@ export const TABLE = {
   meterTimeoutSeconds: 10,
   /** Rate and burst a config may set for the kernel meter. */
   maxMeterRate: 1_000_000,
+  /** Version 1 knocks the kernel lets through to the daemon per second, from all sources together, so it can log old_version. */
+  oldVersionPerSecond: 10,
   /** Upper bound of the grant maps' size (limits.maxGrants). */
   maxGrantsCeiling: 1_000_000,
   /** Connections admitted through grants, remembered (conntrack id, source, mark) so `sesame grant close` can cut them. */
@@ -119,6 +121,8 @@ export const DAEMON = {
   usersReloadDebounceMs: 10,
   /** Pruning expired table entries and flushing the drop log's summary. */
   housekeepingMs: 10_000,
+  /** The kernel's slot tokens are replaced this long after each 30 s slot boundary (they hold one slot ahead, so no lag matters). */
+  tokenRefreshAfterBoundaryMs: 50,
 } as const;
 
 /** Defaults of the config's "limits" (schema/config.schema.json documents each). */
@@ -139,7 +143,20 @@ export const REPLAY = { minPruneEveryMs: 1_000 } as const;
 export const LOCK = { waitSeconds: 20 } as const;
 
 /** The rate limiter: a full scan to evict idle sources at most this often, so a spoofed-source flood cannot turn each packet into an O(table) walk. */
-export const RATE_LIMIT = { evictScanEveryMs: 100 } as const;
+export const RATE_LIMIT = {
+  evictScanEveryMs: 100,
+  /**
+   * Box opens per second for all sources together: each costs ~135 µs of X25519 plus an Ed25519 verify, so this holds
+   * the public-key work a holder of server.pub can cause from forged sources to about a third of one core.
+   */
+  globalOpensPerSecond: 1_000,
+  /** Once the global budget is half spent, only sources that got no box open for this long are served from the rest. */
+  quietAfterMs: 1_000,
+  /** Box opens per second reserved for sources that sent an accepted knock before, once the global budget is spent. */
+  vouchedOpensPerSecond: 100,
+  /** Sources remembered as having sent an accepted knock (least recent forgotten first). */
+  maxVouchedSources: 65_536,
+} as const;
 
 /**
  * The drop log (server/log.ts). perInterval is log lines per budget per interval: each reason that involves a key, a user

@@ -1,13 +1,13 @@
 // The one module that builds knock packets (client side). Inputs are typed values from the caller; randomness is injected so test vectors are reproducible.
 import { randomFillSync } from 'node:crypto';
-import { Packr } from 'msgpackr/pack';
 import type { Access } from './access.ts';
 import type { Address } from './address.ts';
 import { concat, utf8 } from './bytes.ts';
 import type { ServerPublicKey } from './bytes.ts';
-import { deriveKeyId, deriveMac1Key } from './keys.ts';
+import { deriveKeyId, deriveMac1Key, deriveToken, slotOf } from './keys.ts';
 import type { UserKeys } from './keys.ts';
 import { KEY_BYTES, LABEL, MAX_PACKET_BYTES, WIRE } from './layout.ts';
+import { canonicalAccess, writePayload } from './payload.ts';
 import { sodium } from './sodium.ts';
 
 export interface KnockRequest {
@@ -21,19 +21,9 @@ export interface KnockRequest {
 /** Returns n random bytes. Production passes libsodium's CSPRNG; vectors pass a seeded stream. */
 export type RandomBytes = (n: number) => Uint8Array;
 
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-
-/** msgpack map, keys in this order: t (int64 ms), n (bin 16), a ([proto, port]...), then d and o when present. */
+/** The canonical payload (payload.ts): access entries sorted and deduplicated, so the same request is always the same bytes. */
 export function encodePayload(request: KnockRequest, timestampMs: number, nonce: Uint8Array): Uint8Array {
-  const map: Record<string, unknown> = {
-    t: BigInt(timestampMs),
-    n: nonce,
-    a: request.access.map((a) => [a.proto, a.port]),
-  };
-  if (request.durationSeconds !== undefined) map['d'] = request.durationSeconds;
-  if (request.openAddress !== undefined) map['o'] = request.openAddress.bytes;
-  if (request.confirmPort !== undefined) map['c'] = request.confirmPort;
-  return packr.pack(map);
+  return writePayload({ ...request, timestampMs, nonce, access: canonicalAccess(request.access) });
 }
 
 /** The exact bytes the user signs: label || 0x00 || server public key || payload. */
@@ -51,16 +41,23 @@ function seal(plain: Uint8Array, server: ServerPublicKey, random: RandomBytes): 
   return concat(eph.publicKey, boxed);
 }
 
-/** Seals an inner plaintext (key id | signature | payload) and frames it: header | sealed box | mac1. */
-export function framePacket(inner: Uint8Array, server: ServerPublicKey, random: RandomBytes): Uint8Array {
-  const macInput = concat(WIRE.header, seal(inner, server, random));
+/** The token as it goes on the wire: 4 bytes, big-endian. */
+export function tokenBytes(server: ServerPublicKey, timestampMs: number): Uint8Array {
+  const out = new Uint8Array(WIRE.tokenBytes);
+  new DataView(out.buffer).setUint32(0, deriveToken(deriveMac1Key(server), slotOf(timestampMs)));
+  return out;
+}
+
+/** Seals an inner plaintext (key id | signature | payload) and frames it: header | token of t's slot | sealed box | mac1. */
+export function framePacket(inner: Uint8Array, server: ServerPublicKey, timestampMs: number, random: RandomBytes): Uint8Array {
+  const macInput = concat(WIRE.header, tokenBytes(server, timestampMs), seal(inner, server, random));
   return concat(macInput, sodium().crypto_generichash(WIRE.mac1Bytes, macInput, deriveMac1Key(server)));
 }
 
 export function buildKnock(request: KnockRequest, user: UserKeys, server: ServerPublicKey, nowMs: number, random: RandomBytes): Uint8Array {
   const payloadBytes = encodePayload(request, nowMs, random(WIRE.nonceBytes));
   const signature = sodium().crypto_sign_detached(signedMessage(server, payloadBytes), user.secretKey);
-  const packet = framePacket(concat(deriveKeyId(user.publicKey), signature, payloadBytes), server, random);
+  const packet = framePacket(concat(deriveKeyId(user.publicKey), signature, payloadBytes), server, nowMs, random);
   if (packet.length > MAX_PACKET_BYTES) throw new RangeError(`knock is ${packet.length} bytes, over the ${MAX_PACKET_BYTES}-byte limit: ask for fewer ports`);
   return packet;
 }

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { concat, keyId, mac1Key, serverPublicKey, serverSecretKey, userPublicKey, userSecretKey, utf8 } from './bytes.ts';
 import type { KeyId, Mac1Key, ServerPublicKey, ServerSecretKey, UserPublicKey, UserSecretKey } from './bytes.ts';
-import { KEY_BYTES, LABEL } from './layout.ts';
+import { KEY_BYTES, LABEL, WIRE } from './layout.ts';
 import { sodium } from './sodium.ts';
 
 export interface ServerKeys {
@@ -16,7 +16,7 @@ export interface UserKeys {
   readonly secretKey: UserSecretKey;
 }
 
-/** mac1 key = BLAKE2b-256("sesame/v1/mac1-key" || server public key), unkeyed. */
+/** mac1 key = BLAKE2b-256("sesame/v2/mac1-key" || server public key), unkeyed. */
 export function deriveMac1Key(server: ServerPublicKey): Mac1Key {
   return mac1Key(sodium().crypto_generichash(KEY_BYTES.mac1Key, concat(utf8(LABEL.mac1Key), server), null));
 }
@@ -24,6 +24,21 @@ export function deriveMac1Key(server: ServerPublicKey): Mac1Key {
 /** key id = BLAKE2b-128("sesame/v1/key-id" || Ed25519 public key), unkeyed. */
 export function deriveKeyId(user: UserPublicKey): KeyId {
   return keyId(sodium().crypto_generichash(KEY_BYTES.keyId, concat(utf8(LABEL.keyId), user), null));
+}
+
+/** The slot a knock timestamp falls in: floor(t / 30 000 ms). */
+export const slotOf = (timestampMs: number): number => Math.floor(timestampMs / WIRE.tokenSlotMs);
+
+/**
+ * The slot token: the first 4 bytes of BLAKE2b-128(key = mac1 key, "sesame/v2/token" || slot as u64 big-endian), read as
+ * a big-endian u32 (the kernel compares it as such). Only holders of the server public key can compute it.
+ */
+export function deriveToken(mac1: Mac1Key, slot: number): number {
+  const message = new Uint8Array(LABEL.token.length + 8);
+  message.set(utf8(LABEL.token));
+  new DataView(message.buffer).setBigUint64(LABEL.token.length, BigInt(slot));
+  const digest = sodium().crypto_generichash(KEY_BYTES.tokenDigest, message, mac1);
+  return new DataView(digest.buffer, digest.byteOffset, WIRE.tokenBytes).getUint32(0);
 }
 
 export function serverKeysFromSecret(secret: ServerSecretKey): ServerKeys {

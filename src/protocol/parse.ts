@@ -8,13 +8,16 @@ import { keyId } from './bytes.ts';
 import type { KeyId } from './bytes.ts';
 import { CEILING } from '../limits.ts';
 import { compileSchema } from '../schema.ts';
-import { INNER, MAX_PACKET_BYTES, MIN_PACKET_BYTES, WIRE } from './layout.ts';
+import { INNER, MAX_PACKET_BYTES, MIN_PACKET_BYTES, V1_PACKET_BYTES, WIRE } from './layout.ts';
+import { isCanonicalAccess, writePayload } from './payload.ts';
 import { DROP, drop, ok } from './reasons.ts';
 import type { Result } from './reasons.ts';
 
-/** Outer packet: header(4) | sealed box | mac1(16). */
+/** Outer packet: header(4) | token(4) | sealed box | mac1(16). */
 export interface OuterPacket {
-  /** header || sealed box: the bytes mac1 covers. */
+  /** The slot token, as a big-endian u32. */
+  readonly token: number;
+  /** header || token || sealed box: the bytes mac1 covers. */
   readonly macInput: Uint8Array;
   readonly box: Uint8Array;
   readonly mac1: Uint8Array;
@@ -37,12 +40,16 @@ export interface Payload {
   readonly confirmPort?: number;
 }
 
-/** Length bounds, then the header. Nothing else is read before these pass. */
+const startsWith = (packet: Uint8Array, header: Uint8Array): boolean => header.every((b, i) => packet[i] === b);
+
+/** A version 1 knock (its header, its length bounds), refused with its own reason so the log says to upgrade the client. Then the length bounds, then the header. Nothing else is read before these pass. */
 export function parseOuter(packet: Uint8Array): Result<OuterPacket> {
+  if (packet.length >= V1_PACKET_BYTES.min && packet.length <= V1_PACKET_BYTES.max && startsWith(packet, WIRE.oldHeader)) return drop(DROP.oldVersion);
   if (packet.length < MIN_PACKET_BYTES || packet.length > MAX_PACKET_BYTES) return drop(DROP.badLength, { bytes: packet.length });
-  for (let i = 0; i < WIRE.headerBytes; i++) if (packet[i] !== WIRE.header[i]) return drop(DROP.badVersion);
+  if (!startsWith(packet, WIRE.header)) return drop(DROP.badVersion);
   const macAt = packet.length - WIRE.mac1Bytes;
-  return ok({ macInput: packet.subarray(0, macAt), box: packet.subarray(WIRE.headerBytes, macAt), mac1: packet.subarray(macAt) });
+  const token = new DataView(packet.buffer, packet.byteOffset + WIRE.tokenAt, WIRE.tokenBytes).getUint32(0);
+  return ok({ token, macInput: packet.subarray(0, macAt), box: packet.subarray(WIRE.tokenAt + WIRE.tokenBytes, macAt), mac1: packet.subarray(macAt) });
 }
 
 /** The box opened, so its length follows from the outer bounds; the split cannot fail. */
@@ -105,13 +112,19 @@ export function decodePayload(bytes: Uint8Array): Result<Payload> {
   // An IPv4 target is 4 bytes; ::ffff:a.b.c.d would let one address be named two ways (and pass as IPv4 to `from`).
   if (decoded.o !== undefined && isV4Mapped(decoded.o)) return drop(DROP.badPayload, { why: 'mapped address' });
   const access = decoded.a.map(([proto, port]): Access => ({ proto: proto === 'udp' ? 'udp' : 'tcp', port }));
+  if (!isCanonicalAccess(access)) return drop(DROP.badPayload, { why: 'access order' });
   const openAddress = decoded.o === undefined ? undefined : addressFromBytes(decoded.o);
-  return ok({
+  const payload: Payload = {
     timestampMs: decoded.t,
     nonce: Uint8Array.from(decoded.n),
     access,
     ...(decoded.d === undefined ? {} : { durationSeconds: decoded.d }),
     ...(openAddress === undefined ? {} : { openAddress }),
     ...(decoded.c === undefined ? {} : { confirmPort: decoded.c }),
-  });
+  };
+  // One encoding per payload: key order, shortest integers, no floats, no duplicate keys, nothing else passes this.
+  if (!sameBytes(writePayload(payload), bytes)) return drop(DROP.badPayload, { why: 'non-canonical' });
+  return ok(payload);
 }
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);

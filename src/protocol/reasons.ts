@@ -5,12 +5,18 @@ export const DROP = {
   badSource: 'bad_source',
   /** Packet length outside [MIN_PACKET_BYTES, MAX_PACKET_BYTES]. */
   badLength: 'bad_length',
-  /** First four bytes are not "ses" + version 1. */
+  /** First four bytes are "ses" + version 1 and the length is a version 1 knock's: the client must be upgraded. */
+  oldVersion: 'old_version',
+  /** First four bytes are not "ses" + version 2. */
   badVersion: 'bad_version',
+  /** Bytes 4..7 are not the token of a slot the server accepts now: sender does not know this server's public key, or its clock is off. */
+  badToken: 'bad_token',
   /** mac1 does not match: sender does not know this server's public key. */
   badMac: 'bad_mac',
   /** Too many mac1-valid packets from this source (IPv4 address, IPv6 /64). */
   rateLimited: 'rate_limited',
+  /** The global budget of box opens per second is spent (sources that used less of it are served first). */
+  busy: 'busy',
   /** Sealed box does not open with this server's key. */
   badBox: 'bad_box',
   /** No authorized key has this key id. */

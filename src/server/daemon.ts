@@ -18,11 +18,14 @@ import type { PipelineDeps } from './pipeline.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { planReload } from './reload.ts';
 import { loadSodium } from '../protocol/sodium.ts';
+import { WIRE } from '../protocol/layout.ts';
+import { everySlot, tokensAt } from './tokens.ts';
+import type { TokenElement } from './tokens.ts';
 import { loadServerKeys, openCapture, openReplay, setupFirewall, startCapture } from './startup.ts';
 import { loadUsers, revocationsIn, withRevoked } from './users.ts';
 import type { UserTable } from './users.ts';
 import { keyChanges, lostOpenOther, policyChanges, policyView } from './users-diff.ts';
-import { DAEMON, DROP_LOG } from '../limits.ts';
+import { DAEMON, DROP_LOG, RATE_LIMIT } from '../limits.ts';
 import { readJson, requireTrusted, trustProblems } from '../files.ts';
 
 export interface RunningServer {
@@ -35,7 +38,7 @@ export interface RunningServer {
 }
 
 const limiterFor = (c: ServerConfig, now: () => number): RateLimiter =>
-  new RateLimiter({ perSecond: c.limits.perSourcePerSecond, burst: c.limits.perSourceBurst, maxSources: c.limits.maxSources, now });
+  new RateLimiter({ perSecond: c.limits.perSourcePerSecond, burst: c.limits.perSourceBurst, maxSources: c.limits.maxSources, globalPerSecond: RATE_LIMIT.globalOpensPerSecond, now });
 
 /** Revocations in a users file that fails validation (only from a file the daemon may trust at all). */
 function revocationsInRefused(path: string): ReturnType<typeof revocationsIn> {
@@ -93,7 +96,10 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     replay.close();
     throw err;
   };
-  await setupFirewall(firewall, config, users).catch(abandon);
+  // The kernel gate's slot tokens (tokens.ts): one slot ahead, replaced every slot and when the server keys change.
+  const kernelTokens = (): TokenElement[] => tokensAt(servers, now(), config.windowMs, WIRE.tokenSlotMs);
+  const refreshTokens = (): Promise<void> => firewall.setTokens(kernelTokens()).catch((err: unknown) => log.error({ event: 'tokens.failed', err: errorMessage(err) }, 'could not refresh the knock port tokens: knocks fail once the installed ones expire'));
+  await setupFirewall(firewall, config, users, kernelTokens()).catch(abandon);
   // Keys revoked or removed while no daemon ran, and grants a narrowed policy no longer allows, close before any knock.
   await syncKernel(firewall, users, log).catch((err: unknown) => abandon(new OperatorError(`cannot read or update nftables table inet ${config.table}: ${errorMessage(err)}`, EXIT.firewall)));
   // Kernel changes after start are serialised: a reload's listing never interleaves with another's closing.
@@ -155,7 +161,8 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     config = plan.effective;
     servers = nextServers;
     deps = { ...deps, confirmPorts: config.confirmPorts, bounds: { defaultDurationSeconds: config.defaultDurationSeconds, maxDurationSeconds: config.maxDurationSeconds }, ...(plan.limiter ? { limiter: limiterFor(config, now) } : {}) };
-    if (plan.firewall) await serially(() => setupFirewall(firewall, config, users)).catch((err: unknown) => log.error({ event: 'config.firewall_failed', err: errorMessage(err) }, 'could not apply the new protected ports or limits to the table'));
+    await refreshTokens();
+    if (plan.firewall) await serially(() => setupFirewall(firewall, config, users, kernelTokens())).catch((err: unknown) => log.error({ event: 'config.firewall_failed', err: errorMessage(err) }, 'could not apply the new protected ports or limits to the table'));
     log.info({ event: 'config.reloaded', applied: plan.applied, serverKeys: servers.map((k) => fingerprint(k.publicKey)) }, 'config reloaded');
     log.level = config.logLevel; // after the line above, which would otherwise vanish when the level goes up
   };
@@ -185,6 +192,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
 
   const housekeeping = setInterval(() => drops.flush(), DAEMON.housekeepingMs);
   housekeeping.unref();
+  const stopTokens = everySlot(() => void refreshTokens(), now);
   log.info({ event: 'server.started', serverKeys: servers.map((k) => fingerprint(k.publicKey)), knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map(formatAccess) }, 'sesame server started');
 
   let resolveStopped = (): void => {};
@@ -196,6 +204,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     if (stopping) return stopped;
     stopping = true;
     clearInterval(housekeeping);
+    stopTokens();
     for (const t of pending.values()) clearTimeout(t);
     for (const w of watchers) w.close();
     process.off('SIGHUP', hup);

@@ -6,6 +6,7 @@ import { toHex } from '../protocol/bytes.ts';
 import type { PortRange } from '../port-range.ts';
 import type { ProcessId } from '../process.ts';
 import type { EstablishedConnection } from './sockets.ts';
+import type { TokenElement } from './tokens.ts';
 
 export interface GrantTarget {
   readonly address: Address;
@@ -53,6 +54,8 @@ export interface KnockPortGuard {
   readonly mode: 'udp' | 'pcap';
   readonly perSourcePerSecond: number;
   readonly perSourceBurst: number;
+  /** udp: the slot tokens valid now; a packet without one dies in the kernel, whatever its source (tokens.ts). */
+  readonly tokens: readonly TokenElement[];
 }
 
 export interface TableSetup {
@@ -92,6 +95,8 @@ export interface Firewall {
   list(): Promise<LiveGrant[]>;
   /** Replaces the set of revoked connection marks (one transaction). */
   setRevokedMarks(marks: readonly number[]): Promise<void>;
+  /** Replaces the knock port's slot tokens (one transaction); each expires on its own. */
+  setTokens(tokens: readonly TokenElement[]): Promise<void>;
   /** Stops the admitted connections that match from passing traffic, whatever their key; returns how many. */
   cut(match: (c: AdmittedConnection) => boolean): Promise<number>;
   /** Releases the table's daemon claim and stops the helper; the table and its grants stay (ports remain closed to others). */

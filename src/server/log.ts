@@ -21,7 +21,7 @@ export function createLogger(level: string): Logger {
  * user or the server's own state (revoked, bad_signature, replay, stale, rate_limited, replay_unavailable, ...) and has a
  * budget of its own, so a flood of one reason cannot hide another; a reason added later gets its own budget too.
  */
-const JUNK: ReadonlySet<AnyDrop> = new Set<AnyDrop>([DROP.badSource, DROP.badLength, DROP.badVersion, DROP.badMac, DROP.badBox, ...Object.values(FRAME_DROP)]);
+const JUNK: ReadonlySet<AnyDrop> = new Set<AnyDrop>([DROP.badSource, DROP.badLength, DROP.badVersion, DROP.badToken, DROP.badMac, DROP.badBox, ...Object.values(FRAME_DROP)]);
 const JUNK_BUDGET = 'junk';
 type Budget = AnyDrop | typeof JUNK_BUDGET;
 const budgetOf = (reason: AnyDrop): Budget => (JUNK.has(reason) ? JUNK_BUDGET : reason);
@@ -77,6 +77,7 @@ export class DropLog {
 
 /** A human line next to the machine fields, where the code alone would leave an admin guessing. */
 function hint(reason: AnyDrop, detail?: Readonly<Record<string, string | number>>): string {
+  if (reason === 'old_version') return 'protocol version 1 knock: the client must be upgraded';
   if (reason === 'stale' && detail !== undefined && typeof detail['skewMs'] === 'number') {
     const s = (Math.abs(detail['skewMs']) / 1000).toFixed(1);
     return `knock timestamp is ${s} s ${detail['skewMs'] < 0 ? 'behind' : 'ahead of'} the server clock (window ±${Number(detail['windowMs']) / 1000} s): check the client's clock`;

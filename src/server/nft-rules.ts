@@ -6,7 +6,9 @@ import type { Address } from '../protocol/address.ts';
 import type { PortRange } from '../port-range.ts';
 import type { ProcessId } from '../process.ts';
 import { CEILING, CONFIRM, TABLE } from '../limits.ts';
+import { MAX_PACKET_BYTES, MIN_PACKET_BYTES, WIRE } from '../protocol/layout.ts';
 import type { Grant, GrantTarget, KnockPortGuard, TableSetup } from './firewall.ts';
+import type { TokenElement } from './tokens.ts';
 
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 
@@ -138,7 +140,16 @@ function preexistingElements(t: string, established: TableSetup['established']):
   return out;
 }
 
-/** Rules for the knock port (see KnockPortGuard); integers only, checked here. */
+/** UDP lengths (8-byte header included) of a version 2 knock. */
+const KNOCK_UDP_LENGTH = `${MIN_PACKET_BYTES + 8}-${MAX_PACKET_BYTES + 8}`;
+/** "ses" 0x01 as the u32 at UDP payload bytes 0..3; the token is the u32 at bytes 4..7 (@th,96,32). */
+const OLD_HEADER = `0x${Buffer.from(WIRE.oldHeader).toString('hex')}`;
+
+/**
+ * Rules for the knock port (see KnockPortGuard); integers only, checked here. udp mode, in order: a global trickle of
+ * version 1 knocks (so the daemon can log old_version); a knock's length; the slot token, which must be one of @tokens;
+ * then the per-source meter, which so only counts packets with a valid token; accept.
+ */
 function guardRules(t: string, g: KnockPortGuard | undefined): string[] {
   if (g === undefined) return [];
   if (!isPort(g.port)) throw new RangeError(`knock port ${g.port} is not a port`);
@@ -147,9 +158,14 @@ function guardRules(t: string, g: KnockPortGuard | undefined): string[] {
   const burst = Math.ceil(g.perSourceBurst);
   if (!(Number.isInteger(rate) && rate >= 1 && rate <= TABLE.maxMeterRate && Number.isInteger(burst) && burst >= 1 && burst <= TABLE.maxMeterRate)) throw new RangeError('knock port guard: bad rate or burst');
   const limit = `limit rate over ${rate}/second burst ${burst} packets`;
+  const knock = `add rule ${t} input udp dport ${g.port}`;
   return [
-    `add rule ${t} input udp dport ${g.port} update @knockers4 { ip saddr ${limit} } drop`,
-    `add rule ${t} input udp dport ${g.port} update @knockers6 { ip6 saddr and ffff:ffff:ffff:ffff:: ${limit} } drop`,
+    `${knock} @th,64,32 ${OLD_HEADER} limit rate ${TABLE.oldVersionPerSecond}/second burst ${TABLE.oldVersionPerSecond} packets accept`,
+    `${knock} udp length != ${KNOCK_UDP_LENGTH} drop`,
+    `${knock} @th,96,32 != @tokens drop`,
+    `${knock} update @knockers4 { ip saddr ${limit} } drop`,
+    `${knock} update @knockers6 { ip6 saddr and ffff:ffff:ffff:ffff:: ${limit} } drop`,
+    `${knock} accept`,
   ];
 }
 
@@ -175,6 +191,16 @@ export function confirmCommand(table: string, target: Address, port: number): st
   if (address === undefined || address.family !== target.family) throw new Error('confirmation address is not a 4- or 16-byte IP address');
   if (!isPort(port)) throw new RangeError(`confirmation port ${port} is not a port`);
   return `add element inet ${checkTable(table)} confirm${address.family} { ${address.text} . ${port} timeout ${CONFIRM.timeoutSeconds}s }`;
+}
+
+/**
+ * Replaces the slot tokens in one transaction. Each element times out when its slot stops being acceptable, so a
+ * daemon that dies leaves a gate that closes by itself (fail closed).
+ */
+export function tokensCommand(table: string, tokens: readonly TokenElement[]): string {
+  const t = `inet ${checkTable(table)}`;
+  const elements = tokens.map((e) => `${u32(e.token, 'token')} timeout ${Math.max(1, Math.ceil(e.ttlMs / 1000))}s`);
+  return [`flush set ${t} tokens`, ...(elements.length > 0 ? [`add element ${t} tokens { ${elements.join(', ')} }`] : [])].join('; ');
 }
 
 export interface SetupPlan {
@@ -213,6 +239,8 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     `add set ${t} knockers6 { type ipv6_addr; size ${TABLE.meterSize}; flags dynamic,timeout; timeout ${TABLE.meterTimeoutSeconds}s; }`,
     `add set ${t} confirm4 { type ipv4_addr . inet_service; size ${CONFIRM.setSize}; flags dynamic,timeout; timeout ${CONFIRM.timeoutSeconds}s; }`,
     `add set ${t} confirm6 { type ipv6_addr . inet_service; size ${CONFIRM.setSize}; flags dynamic,timeout; timeout ${CONFIRM.timeoutSeconds}s; }`,
+    // The slot tokens valid now (UDP payload bytes 4..7, big-endian), refreshed by the daemon every slot.
+    `add set ${t} tokens { typeof @th,96,32; flags timeout; }`,
     `add chain ${t} input { type filter hook input priority -10; policy accept; }`,
     `flush chain ${t} input`,
     ...guardRules(t, s.guard),
@@ -237,6 +265,7 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     `flush set ${t} protected`,
     ...(ports.length > 0 ? [`add element ${t} protected { ${ports.join(', ')} }`] : []),
     revokedMarksCommand(table, s.revokedMarks).replaceAll('; ', '\n'),
+    tokensCommand(table, s.guard?.tokens ?? []).replaceAll('; ', '\n'),
     ...preexistingElements(t, s.established),
     ...plan.staleOwners.map((p) => `delete element ${t} owner { ${ownerElement(p)} }`),
     ...(plan.alreadyOwner ? [] : [`create element ${t} owner { ${ownerElement(s.daemon)} }`]),

@@ -9,8 +9,9 @@ import type { AdmittedConnection, Firewall, Grant, LiveGrant, TableSetup } from 
 import { GrantBookFullError, TableInUseError } from './firewall.ts';
 import { EMPTY_TABLE, readTable } from './nft-read.ts';
 import type { TableView } from './nft-read.ts';
-import { checkTable, closeCommand, confirmCommand, cutCommand, grantCommand, releaseCommand, replaceCommand, revokedMarksCommand, setupScript } from './nft-rules.ts';
+import { checkTable, closeCommand, confirmCommand, cutCommand, grantCommand, releaseCommand, replaceCommand, revokedMarksCommand, setupScript, tokensCommand } from './nft-rules.ts';
 import { NFT_ENV, NftInteractive } from './nft-session.ts';
+import type { TokenElement } from './tokens.ts';
 
 export interface NftablesOptions {
   /** Name of the `inet` table sesame owns; lowercase letters, digits, underscore. */
@@ -104,6 +105,10 @@ export class NftablesFirewall implements Firewall {
 
   async setRevokedMarks(marks: readonly number[]): Promise<void> {
     await this.#nft.run(revokedMarksCommand(this.table, marks));
+  }
+
+  async setTokens(tokens: readonly TokenElement[]): Promise<void> {
+    await this.#nft.run(tokensCommand(this.table, tokens));
   }
 
   async cut(match: (c: AdmittedConnection) => boolean): Promise<number> {

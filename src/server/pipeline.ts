@@ -51,11 +51,12 @@ export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Addres
   const receivedMs = performance.now();
   const dropped = (reason: DropReason, detail?: Detail, user?: string): void => d.drops.record(reason, source, user === undefined ? detail : { ...detail, user });
 
-  const pre = prefilter(packet, d.servers()); // 1 prefilter.ts: length, version, mac1 (which server key)
+  const pre = prefilter(packet, d.servers(), { nowMs: d.now(), windowMs: d.windowMs }); // 1 prefilter.ts: length, version, token, mac1 (which server key)
   if (!pre.ok) return dropped(pre.reason, pre.detail);
   const { outer, server } = pre.value;
   if (d.replay.seenPacket(outer.mac1)) return dropped(DROP.replay); // 2 replay.ts: this very packet was accepted before
-  if (!d.limiter.admit(rateKey(source))) return dropped(DROP.rateLimited); // 3 ratelimit.ts: per-source budget for public-key work
+  const admitted = d.limiter.take(rateKey(source)); // 3 ratelimit.ts: per-source and global budgets for public-key work
+  if (admitted !== 'ok') return dropped(admitted);
   const inner = openBox(outer, server); // 4 open.ts: the sealed box
   if (!inner.ok) return dropped(inner.reason, inner.detail);
   const users = d.users();
@@ -72,6 +73,7 @@ export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Addres
   if (policy === undefined) return dropped(DROP.unknownKey);
   const grants = decide(payload.value, source, policy, d.bounds); // 9 policy.ts: source, address, ports, duration
   if (!grants.ok) return dropped(grants.reason, grants.detail);
+  d.limiter.vouch(rateKey(source)); // this source sends real knocks: it keeps a share of the box-open budget under a flood
   d.log.info(
     { event: 'knock.accepted', user, keyId: toHex(key.value.keyId), serverKey: fingerprint(server.publicKey), source: source.text, ports: payload.value.access.map(formatAccess), ttlSeconds: grants.value[0]?.ttlSeconds, skewMs: payload.value.timestampMs - d.now() },
     'knock accepted',

@@ -16,6 +16,7 @@ import type { Firewall, TableSetup } from './firewall.ts';
 import type { DropLog } from './log.ts';
 import { ReplayStore } from './replay.ts';
 import { establishedTo } from './sockets.ts';
+import type { TokenElement } from './tokens.ts';
 import type { UserTable } from './users.ts';
 
 /** Every server key in force, each file trusted (like sshd's host keys) and readable; at start and on reload. */
@@ -57,10 +58,10 @@ export async function startCapture(capture: Capture, config: ServerConfig, onPac
   }
 }
 
-export async function setupFirewall(firewall: Firewall, config: ServerConfig, users: UserTable): Promise<void> {
+export async function setupFirewall(firewall: Firewall, config: ServerConfig, users: UserTable, tokens: readonly TokenElement[]): Promise<void> {
   const setup: TableSetup = {
     protectedPorts: config.protect,
-    guard: { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst },
+    guard: { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst, tokens },
     maxGrants: config.limits.maxGrants,
     confirmPorts: config.confirmPorts,
     revokedMarks: revokedMarks(users, []).marks,

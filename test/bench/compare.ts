@@ -21,10 +21,11 @@ import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
 import { buildSpaPackets, ensureFwknop, Fwknopd, fwknopdVersion, makeFwknopDir } from '../helpers/fwknop.ts';
 import type { FwknopOptions, FwknopSetup } from '../helpers/fwknop.ts';
-import { execIn, spawnIn } from '../../src/harness/netns.ts';
+import { execIn } from '../../src/harness/netns.ts';
 import { sendUdp, tcpConnect } from '../../src/harness/programs.ts';
 import { createTopology, skipReason } from '../../src/harness/topology.ts';
 import type { Topology } from '../../src/harness/topology.ts';
+import { startListeners } from './listeners.ts';
 import { percentile, treeCpu, treeRss } from './measure.ts';
 
 const DRIVER = fileURLToPath(new URL('./compare-driver.js', import.meta.url));
@@ -80,23 +81,6 @@ interface Figures {
 }
 
 interface UsersFigures { knocks: number; accepted: number; msPerKnock: number }
-
-const LISTEN = `
-const net = require('node:net');
-const ports = process.argv.slice(1).map(Number);
-let n = 0;
-for (const port of ports) net.createServer((c) => { c.on('error', () => {}); c.end(); }).listen({ host: '0.0.0.0', port }, () => { if (++n === ports.length) console.log('listening'); });`;
-
-/** One process holding TCP listeners on all the ports (one process per port would cost ~40 MiB each). */
-async function startListeners(ns: string, ports: readonly number[]): Promise<void> {
-  const child = spawnIn(ns, [process.execPath, '-e', LISTEN, ...ports.map(String)]);
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('listening')) resolve(); });
-    child.once('exit', (code) => reject(new Error(`listener exited (${code})`)));
-  });
-  // The namespace's removal kills it.
-}
 
 async function drive(topo: Topology, dir: string, packets: readonly Uint8Array[], a: Record<string, unknown>): Promise<Record<string, unknown>> {
   const file = `${dir}/packets-${Date.now()}.hex`;

@@ -7,9 +7,10 @@ interface Args {
   port: number;
   from: string;
   seconds: number;
-  /** random: random bytes; badmac: a valid header and length, wrong mac1; replay: one given packet again and again. */
-  kind: 'random' | 'badmac' | 'replay';
+  /** random: random bytes; badmac: a v2 header and a knock's length, random token and mac1; insider: the same with a valid token (tokenHex); replay: one given packet again and again. */
+  kind: 'random' | 'badmac' | 'insider' | 'replay';
   packetHex?: string;
+  tokenHex?: string;
 }
 
 const a = JSON.parse(process.argv[2] ?? '{}') as Args;
@@ -18,8 +19,10 @@ await new Promise<void>((resolve) => socket.bind({ address: a.from, port: 0 }, r
 // A pool of distinct packets, so nothing downstream can cache one verdict.
 const pool = Array.from({ length: 1024 }, () => {
   if (a.kind === 'replay') return Buffer.from(a.packetHex ?? '', 'hex');
-  const b = randomFillSync(Buffer.alloc(a.kind === 'badmac' ? 189 : 32 + Math.floor(Math.random() * 400)));
-  if (a.kind === 'badmac') b.set([0x73, 0x65, 0x73, 0x01]);
+  const knockLike = a.kind === 'badmac' || a.kind === 'insider';
+  const b = randomFillSync(Buffer.alloc(knockLike ? 193 : 32 + Math.floor(Math.random() * 400)));
+  if (knockLike) b.set([0x73, 0x65, 0x73, 0x02]);
+  if (a.kind === 'insider') b.set(Buffer.from(a.tokenHex ?? '', 'hex'), 4);
   return b;
 });
 const deadline = Date.now() + a.seconds * 1000;

@@ -6,7 +6,6 @@ import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import { execIn } from '../../src/harness/netns.ts';
 import { startTcpListener } from '../../src/harness/programs.ts';
 import { createTopology } from '../../src/harness/topology.ts';
-import { floodRun } from './flood.ts';
 import { percentile, rssMiB, treeCpu } from './measure.ts';
 
 const DRIVER = fileURLToPath(new URL('./knock-driver.js', import.meta.url));
@@ -85,7 +84,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   await loadSodium();
   const udp = await serverRun('bench', []);
   const pcap = await serverRun('benchpcap', ['--capture', 'pcap', '--interface', 'veth-srv']);
-  const junk = await floodRun('benchjunk', ['--capture', 'pcap', '--interface', 'veth-srv']);
   const row = (label: string, f: (x: ServerFigures) => string): string => `${label.padEnd(44)} ${f(udp).padStart(14)} ${f(pcap).padStart(14)}`;
   console.log(`sesame server benchmark (node ${process.version}, nftables backend; one daemon at a time, client in another namespace)`);
   console.log(`${''.padEnd(44)} ${'dgram'.padStart(14)} ${'pcap'.padStart(14)}`);
@@ -98,6 +96,4 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(row('daemon CPU-seconds per 1,000 knocks', (x) => x.cpuPer1000.toFixed(2)));
   console.log(row('daemon RSS idle', (x) => `${x.idleRss.toFixed(1)} MiB`));
   console.log(row('daemon RSS after the burst', (x) => `${x.loadedRss.toFixed(1)} MiB`));
-  const seen = Object.values(junk.received).reduce((a, b) => a + b, 0);
-  console.log(`pcap under a junk flood (${Math.round(junk.offeredPps).toLocaleString('en')} packets/s offered for ${process.env['FLOOD_SECONDS'] ?? '10'} s): ${Math.round(seen / Number(process.env['FLOOD_SECONDS'] ?? '10')).toLocaleString('en')} packets/s delivered to JS and dropped, daemon CPU ${junk.daemonCpuPercent.toFixed(0)}% of one core, legitimate knocks ${junk.legitAccepted}/${junk.legitSent} accepted`);
 }

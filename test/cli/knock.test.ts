@@ -168,7 +168,7 @@ describe('--print-packet', () => {
     const r = await run(knock, ['lab', '--config', config, '--print-packet']);
     assert.equal(r.code, EXIT.ok, r.err);
     const k = verdict(fromHex(r.out.trim()) ?? assert.fail('not hex'));
-    assert.deepEqual(ports(k), ['udp/51820', 'tcp/2222']);
+    assert.deepEqual(ports(k), ['tcp/2222', 'udp/51820'], 'in the canonical order: tcp before udp, then by port');
     assert.equal(k.payload.durationSeconds, 45);
     const flagged = await run(knock, ['lab', '--config', config, '--print-packet', '-p', 'tcp/443', '-d', '5']);
     const f = verdict(fromHex(flagged.out.trim()) ?? assert.fail('not hex'));

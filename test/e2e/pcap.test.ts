@@ -6,6 +6,7 @@ import type { UserKeys } from '../../src/protocol/keys.ts';
 import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { parseAddress } from '../../src/protocol/address.ts';
+import { retoken, staleWithToken } from '../helpers/knocks.ts';
 import { Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
 import { execIn } from '../../src/harness/netns.ts';
@@ -74,11 +75,14 @@ for (const iface of ['any', 'veth-srv']) {
       since = daemon.events.length;
       await sendUdp(topo.client.ns, topo.server.v4, KNOCK_PORT, packet, topo.client.v4b);
       await daemon.dropped('replay', 3000, since);
+      // pcap mode has no kernel gate before the capture: the daemon's own prefilter checks the token.
       await sendUdp(topo.client.ns, topo.server.v4, KNOCK_PORT, knock(Date.now(), generateServerKeys().publicKey), topo.client.v4b);
+      await daemon.dropped('bad_token', 3000, since);
+      await sendUdp(topo.client.ns, topo.server.v4, KNOCK_PORT, retoken(knock(Date.now(), generateServerKeys().publicKey), dir.serverKeys.publicKey, Date.now()), topo.client.v4b);
       await daemon.dropped('bad_mac', 3000, since);
       await sendUdp(topo.client.ns, topo.server.v4, KNOCK_PORT, Uint8Array.of(1, 2, 3), topo.client.v4b);
       await daemon.dropped('bad_length', 3000, since);
-      await sendUdp(topo.client.ns, topo.server.v4, KNOCK_PORT, knock(Date.now() - 600_000), topo.client.v4b);
+      await sendUdp(topo.client.ns, topo.server.v4, KNOCK_PORT, knock(staleWithToken(Date.now())), topo.client.v4b);
       await daemon.dropped('stale', 3000, since);
     });
 

@@ -2,6 +2,7 @@
 import { GrantBookFullError } from '../../src/server/firewall.ts';
 import type { Firewall, Grant, LiveGrant } from '../../src/server/firewall.ts';
 import type { Address } from '../../src/protocol/address.ts';
+import type { TokenElement } from '../../src/server/tokens.ts';
 
 export class RecordingFirewall implements Firewall {
   /** Every grant() call, as asked. */
@@ -41,6 +42,13 @@ export class RecordingFirewall implements Firewall {
   }
 
   async setRevokedMarks(): Promise<void> {}
+
+  /** The last token refresh. */
+  tokens: readonly TokenElement[] = [];
+
+  async setTokens(tokens: readonly TokenElement[]): Promise<void> {
+    this.tokens = tokens;
+  }
 
   async cut(): Promise<number> {
     return 0;

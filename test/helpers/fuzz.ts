@@ -12,7 +12,7 @@ import { RecordingFirewall } from './firewall.ts';
 import { deriveKeyId, generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
 import type { UserKeys } from '../../src/protocol/keys.ts';
 import { formatKeyLine, KEY_TYPE } from '../../src/protocol/keyfile.ts';
-import { buildKnock, encodePayload, framePacket, signedMessage, systemRandom } from '../../src/protocol/build.ts';
+import { buildKnock, encodePayload, framePacket, signedMessage, systemRandom, tokenBytes } from '../../src/protocol/build.ts';
 import { WIRE } from '../../src/protocol/layout.ts';
 import { DropLog } from '../../src/server/log.ts';
 import { handlePacket } from '../../src/server/pipeline.ts';
@@ -67,7 +67,7 @@ export function fuzzWorld(validCount: number): FuzzWorld {
   const pick = (): Uint8Array => valid[Math.floor(Math.random() * valid.length)] ?? new Uint8Array(0);
   const sample = <T>(arb: fc.Arbitrary<T>): T => fc.sample(arb, 1)[0] as T;
   const withMac = (box: Uint8Array): Uint8Array => {
-    const input = concat(WIRE.header, box);
+    const input = concat(WIRE.header, tokenBytes(server.publicKey, Date.now()), box);
     return concat(input, sodium().crypto_generichash(WIRE.mac1Bytes, input, server.mac1Key));
   };
   const signedInner = (signer: UserKeys, payload: Uint8Array): Uint8Array =>
@@ -75,6 +75,7 @@ export function fuzzWorld(validCount: number): FuzzWorld {
   const generators = [
     { name: 'random bytes', next: () => systemRandom(Math.floor(Math.random() * 600)) },
     { name: 'random after a valid header', next: () => concat(WIRE.header, systemRandom(Math.floor(Math.random() * 500))) },
+    { name: 'random after a valid header and token', next: () => concat(WIRE.header, tokenBytes(server.publicKey, Date.now()), systemRandom(Math.floor(Math.random() * 500))) },
     {
       name: 'bit flips in a valid knock',
       next: () => {
@@ -89,10 +90,10 @@ export function fuzzWorld(validCount: number): FuzzWorld {
     { name: 'truncated or extended valid knock', next: () => { const p = pick(); const cut = Math.floor(Math.random() * p.length); return Math.random() < 0.5 ? p.subarray(0, cut) : concat(p, systemRandom(1 + Math.floor(Math.random() * 40))); } },
     { name: 'spliced valid knocks', next: () => { const a = pick(); const b = pick(); const at = Math.floor(Math.random() * a.length); return concat(a.subarray(0, at), b.subarray(at)); } },
     { name: 'random box behind a correct mac1', next: () => withMac(systemRandom(160 + Math.floor(Math.random() * 200))) },
-    { name: 'inner flipped behind a correct box and mac1', next: () => { const inner = signedInner(alice, encodePayload(request, Date.now(), systemRandom(16))); const at = Math.floor(Math.random() * inner.length); inner[at] = (inner[at] ?? 0) ^ 0x40; return framePacket(inner, server.publicKey, systemRandom); } },
-    { name: 'alice key id, mallory signature', next: () => framePacket(signedInner(mallory, encodePayload(request, Date.now(), systemRandom(16))), server.publicKey, systemRandom) },
+    { name: 'inner flipped behind a correct box and mac1', next: () => { const inner = signedInner(alice, encodePayload(request, Date.now(), systemRandom(16))); const at = Math.floor(Math.random() * inner.length); inner[at] = (inner[at] ?? 0) ^ 0x40; return framePacket(inner, server.publicKey, Date.now(), systemRandom); } },
+    { name: 'alice key id, mallory signature', next: () => framePacket(signedInner(mallory, encodePayload(request, Date.now(), systemRandom(16))), server.publicKey, Date.now(), systemRandom) },
     { name: 'replay of a valid knock', next: pick },
-    { name: 'msgpack junk signed by alice', next: () => framePacket(signedInner(alice, sample(fc.uint8Array({ minLength: WIRE.minPayloadBytes, maxLength: 120 }))), server.publicKey, systemRandom) },
+    { name: 'msgpack junk signed by alice', next: () => framePacket(signedInner(alice, sample(fc.uint8Array({ minLength: WIRE.minPayloadBytes, maxLength: 120 }))), server.publicKey, Date.now(), systemRandom) },
   ];
   const source = parseAddress('10.0.0.2');
   if (source === undefined) throw new Error('address');

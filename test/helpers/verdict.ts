@@ -25,7 +25,7 @@ export interface VerifiedKnock {
 }
 
 export function checkKnock(packet: Uint8Array, ctx: CheckContext): Result<VerifiedKnock> {
-  const pre = prefilter(packet, [ctx.server]);
+  const pre = prefilter(packet, [ctx.server], ctx);
   if (!pre.ok) return pre;
   const inner = openBox(pre.value.outer, ctx.server);
   if (!inner.ok) return inner;

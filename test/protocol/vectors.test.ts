@@ -8,9 +8,10 @@ import { concat, fromHex, serverSecretKey, toHex } from '../../src/protocol/byte
 import { checkKnock } from '../helpers/verdict.ts';
 import type { CheckContext } from '../helpers/verdict.ts';
 import { deriveKeyId, generateServerKeys, generateUserKeys, serverKeysFromSecret } from '../../src/protocol/keys.ts';
-import { buildKnock, encodePayload, framePacket, signedMessage, systemRandom } from '../../src/protocol/build.ts';
+import { buildKnock, encodePayload, framePacket, signedMessage, systemRandom, tokenBytes } from '../../src/protocol/build.ts';
 import { MAX_PACKET_BYTES, MIN_PACKET_BYTES, OUTER_FIXED_BYTES, WIRE } from '../../src/protocol/layout.ts';
 import { DROP } from '../../src/protocol/reasons.ts';
+import { decodePayload } from '../../src/protocol/parse.ts';
 import { loadSodium, sodium } from '../../src/protocol/sodium.ts';
 import type { AuthorizedKey } from '../../src/server/verify.ts';
 import { generateVectors, lookupFor } from '../vectors/vectors.ts';
@@ -46,7 +47,7 @@ describe('test vectors', () => {
 
   test('the vectors cover every protocol drop reason and several valid knocks', () => {
     const reasons = new Set(committed.vectors.map((v) => v.expect.reason ?? 'ok'));
-    for (const r of [DROP.badLength, DROP.badVersion, DROP.badMac, DROP.badBox, DROP.unknownKey, DROP.badSignature, DROP.revoked, DROP.badPayload, DROP.stale]) {
+    for (const r of [DROP.badLength, DROP.oldVersion, DROP.badVersion, DROP.badToken, DROP.badMac, DROP.badBox, DROP.unknownKey, DROP.badSignature, DROP.revoked, DROP.badPayload, DROP.stale]) {
       assert.ok(reasons.has(r), `no vector for ${r}`);
     }
     assert.ok(committed.vectors.filter((v) => v.expect.ok).length >= 5);
@@ -54,8 +55,29 @@ describe('test vectors', () => {
 
   test('the mac1 key in the vectors is derived as the spec says', () => {
     const spk = hex(committed.server.publicKey);
-    const expected = sodium().crypto_generichash(32, concat(new TextEncoder().encode('sesame/v1/mac1-key'), spk), null);
+    const expected = sodium().crypto_generichash(32, concat(new TextEncoder().encode('sesame/v2/mac1-key'), spk), null);
     assert.equal(toHex(expected), committed.server.mac1Key);
+  });
+
+  test('each valid packet carries the token of its t\'s slot, derived as the spec says', () => {
+    const mac1 = hex(committed.server.mac1Key);
+    for (const v of committed.vectors.filter((x) => x.expect.ok)) {
+      const slot = Math.floor((v.expect.timestampMs ?? 0) / 30_000);
+      const message = concat(new TextEncoder().encode('sesame/v2/token'), Uint8Array.from(Buffer.from(slot.toString(16).padStart(16, '0'), 'hex')));
+      const token = sodium().crypto_generichash(16, message, mac1).subarray(0, 4);
+      assert.equal(v.packet.slice(8, 16), toHex(token), v.name);
+    }
+  });
+
+  test('every valid payload re-encodes to the same bytes, and every refused payload was refused at the payload or later', () => {
+    for (const v of committed.vectors) {
+      if (v.payload === undefined) continue;
+      const decoded = decodePayload(hex(v.payload));
+      if (v.expect.ok) {
+        assert.ok(decoded.ok, v.name);
+        assert.equal(toHex(encodePayload(decoded.value, decoded.value.timestampMs, decoded.value.nonce)), v.payload, v.name);
+      } else if (v.expect.reason === DROP.badPayload) assert.equal(decoded.ok, false, v.name);
+    }
   });
 });
 
@@ -100,11 +122,15 @@ describe('round trip', () => {
     const packet = buildKnock({ access: [{ proto: 'tcp', port: 22 }] }, w.alice, w.server.publicKey, w.nowMs, systemRandom);
     assert.ok(checkKnock(packet, w.ctx).ok);
     const r = checkKnock(packet, b);
-    assert.equal(r.ok ? 'accepted' : r.reason, DROP.badMac);
+    assert.equal(r.ok ? 'accepted' : r.reason, DROP.badToken);
+    // With B's token in place of A's (the token is public to B's users), mac1 still names A's key.
+    const retokened = concat(packet.subarray(0, 4), tokenBytes(b.server.publicKey, w.nowMs), packet.subarray(8));
+    const m = checkKnock(retokened, b);
+    assert.equal(m.ok ? 'accepted' : m.reason, DROP.badMac);
     // Even re-sealed to B by someone who saw the plaintext, A's signature does not verify at B.
     const payload = encodePayload({ access: [{ proto: 'tcp', port: 22 }] }, w.nowMs, systemRandom(16));
     const inner = concat(deriveKeyId(w.alice.publicKey), sodium().crypto_sign_detached(signedMessage(w.server.publicKey, payload), w.alice.secretKey), payload);
-    const resealed = checkKnock(framePacket(inner, b.server.publicKey, systemRandom), b);
+    const resealed = checkKnock(framePacket(inner, b.server.publicKey, w.nowMs, systemRandom), b);
     assert.equal(resealed.ok ? 'accepted' : resealed.reason, DROP.badSignature);
   });
 });
@@ -113,7 +139,7 @@ describe('length boundaries', () => {
   test('outer length: MIN-1 and MAX+1 are bad_length, MIN and MAX get past the length check', () => {
     const w = world();
     const verdict = (n: number): string => {
-      const r = checkKnock(concat(WIRE.header, new Uint8Array(Math.max(0, n - WIRE.headerBytes))).subarray(0, n), w.ctx);
+      const r = checkKnock(concat(WIRE.header, tokenBytes(w.server.publicKey, w.nowMs), new Uint8Array(Math.max(0, n - WIRE.headerBytes - WIRE.tokenBytes))).subarray(0, n), w.ctx);
       return r.ok ? 'ok' : r.reason;
     };
     assert.equal(verdict(MIN_PACKET_BYTES - 1), DROP.badLength);
@@ -128,7 +154,7 @@ describe('length boundaries', () => {
     const signedInner = (payloadBytes: Uint8Array): Uint8Array =>
       concat(deriveKeyId(w.alice.publicKey), sodium().crypto_sign_detached(signedMessage(w.server.publicKey, payloadBytes), w.alice.secretKey), payloadBytes);
     const verdict = (payloadLength: number): string => {
-      const r = checkKnock(framePacket(signedInner(new Uint8Array(payloadLength).fill(0xc0)), w.server.publicKey, systemRandom), w.ctx);
+      const r = checkKnock(framePacket(signedInner(new Uint8Array(payloadLength).fill(0xc0)), w.server.publicKey, w.nowMs, systemRandom), w.ctx);
       return r.ok ? 'ok' : r.reason;
     };
     assert.equal(verdict(WIRE.minPayloadBytes - 1), DROP.badLength);
@@ -184,13 +210,13 @@ describe('properties', () => {
     const w = world();
     const payload = encodePayload({ access: [{ proto: 'tcp', port: 22 }] }, w.nowMs, systemRandom(16));
     const inner = concat(deriveKeyId(w.alice.publicKey), sodium().crypto_sign_detached(signedMessage(w.server.publicKey, payload), w.alice.secretKey), payload);
-    assert.ok(checkKnock(framePacket(inner, w.server.publicKey, systemRandom), w.ctx).ok);
+    assert.ok(checkKnock(framePacket(inner, w.server.publicKey, w.nowMs, systemRandom), w.ctx).ok);
     fc.assert(
       fc.property(fc.nat(), fc.integer({ min: 1, max: 255 }), (at, xor) => {
         const m = Uint8Array.from(inner);
         const i = at % m.length;
         m[i] = (m[i] ?? 0) ^ xor;
-        assert.equal(checkKnock(framePacket(m, w.server.publicKey, systemRandom), w.ctx).ok, false);
+        assert.equal(checkKnock(framePacket(m, w.server.publicKey, w.nowMs, systemRandom), w.ctx).ok, false);
       }),
       { numRuns: 1500 },
     );
@@ -209,7 +235,7 @@ describe('properties', () => {
       fc.property(payloads, (payload) => {
         if (payload.length < WIRE.minPayloadBytes || payload.length > WIRE.maxPayloadBytes) return;
         const inner = concat(deriveKeyId(w.alice.publicKey), sodium().crypto_sign_detached(signedMessage(w.server.publicKey, payload), w.alice.secretKey), payload);
-        const r = checkKnock(framePacket(inner, w.server.publicKey, systemRandom), w.ctx);
+        const r = checkKnock(framePacket(inner, w.server.publicKey, w.nowMs, systemRandom), w.ctx);
         if (r.ok) {
           assert.ok(r.value.payload.access.length >= 1);
           for (const a of r.value.payload.access) assert.ok(a.port >= 1 && a.port <= 65535);

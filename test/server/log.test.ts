@@ -24,7 +24,7 @@ const tick = (): Promise<unknown> => new Promise((r) => setImmediate(r));
 const dropped = (lines: Record<string, unknown>[]): Record<string, unknown>[] => lines.filter((l) => l['event'] === 'knock.dropped');
 
 /** Junk: what anyone can send without a key. They share one budget; every other reason has its own. */
-const JUNK: readonly AnyDrop[] = [DROP.badSource, DROP.badLength, DROP.badVersion, DROP.badMac, DROP.badBox, ...Object.values(FRAME_DROP)];
+const JUNK: readonly AnyDrop[] = [DROP.badSource, DROP.badLength, DROP.badVersion, DROP.badToken, DROP.badMac, DROP.badBox, ...Object.values(FRAME_DROP)];
 
 test('a flood of junk drops is counted in full but logged at most perInterval times per interval, then summarised', async () => {
   let now = 0;

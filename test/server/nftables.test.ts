@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAddress } from '../../src/protocol/address.ts';
 import type { Address } from '../../src/protocol/address.ts';
 import { NftablesFirewall } from '../../src/server/nftables.ts';
-import { closeCommand, confirmCommand, grantCommand, setupScript } from '../../src/server/nft-rules.ts';
+import { closeCommand, confirmCommand, grantCommand, setupScript, tokensCommand } from '../../src/server/nft-rules.ts';
 import { execIn, spawnIn } from '../../src/harness/netns.ts';
 import { openHeldConnection, startTcpListener, tcpConnect } from '../../src/harness/programs.ts';
 import { createTopology, skipReason } from '../../src/harness/topology.ts';
@@ -103,6 +103,24 @@ describe('input checks (no nft needed)', () => {
     assert.equal(confirmCommand('sesame', addr('10.0.0.1'), 62210), 'add element inet sesame confirm4 { 10.0.0.1 . 62210 timeout 5s }');
     assert.equal(confirmCommand('sesame', addr('fd00::1'), 62217), 'add element inet sesame confirm6 { fd00::1 . 62217 timeout 5s }');
     assert.throws(() => confirmCommand('sesame', addr('10.0.0.1'), 0), /not a port/);
+  });
+
+  test('udp mode: the knock port guard runs trickle, length, token, meter, accept in that order; the tokens are replaced in one transaction with their timeouts', () => {
+    const setup = { protectedPorts: [], maxGrants: 10, revokedMarks: [], daemon: { pid: 42, startTicks: 7 }, established: [], guard: { port: 62201, mode: 'udp', perSourcePerSecond: 50, perSourceBurst: 100, tokens: [{ token: 0x12345678, ttlMs: 74_200 }, { token: 0xdeadbeef, ttlMs: 1 }] } } as const;
+    const script = setupScript('sesame', setup, { staleOwners: [], legacySets: false, alreadyOwner: true });
+    const guard = script.split('\n').filter((l) => l.includes('udp dport 62201'));
+    assert.deepEqual(guard, [
+      'add rule inet sesame input udp dport 62201 @th,64,32 0x73657301 limit rate 10/second burst 10 packets accept',
+      'add rule inet sesame input udp dport 62201 udp length != 184-480 drop',
+      'add rule inet sesame input udp dport 62201 @th,96,32 != @tokens drop',
+      'add rule inet sesame input udp dport 62201 update @knockers4 { ip saddr limit rate over 50/second burst 100 packets } drop',
+      'add rule inet sesame input udp dport 62201 update @knockers6 { ip6 saddr and ffff:ffff:ffff:ffff:: limit rate over 50/second burst 100 packets } drop',
+      'add rule inet sesame input udp dport 62201 accept',
+    ]);
+    assert.match(script, /^add set inet sesame tokens \{ typeof @th,96,32; flags timeout; \}$/m);
+    assert.match(script, /^flush set inet sesame tokens\nadd element inet sesame tokens \{ 0x12345678 timeout 75s, 0xdeadbeef timeout 1s \}$/m);
+    assert.equal(tokensCommand('t', []), 'flush set inet t tokens');
+    assert.throws(() => tokensCommand('t', [{ token: 2 ** 32, ttlMs: 1000 }]), /32-bit/);
   });
 });
 
@@ -273,6 +291,16 @@ describe('nftables in a network namespace', { skip }, () => {
     } finally {
       await held.close();
     }
+  });
+
+  test('slot tokens are replaced in one transaction and expire on their own: a gate whose daemon died closes by itself', async () => {
+    const tokens = async (): Promise<string> => (await execIn(topo.server.ns, ['nft', 'list', 'set', 'inet', 'sesame', 'tokens'])).stdout;
+    await driver.call({ op: 'tokens', tokens: [{ token: 0x12345678, ttlMs: 60_000 }, { token: 0x0badf00d, ttlMs: 1_000 }] });
+    assert.match(await tokens(), /0x12345678 timeout 1m/);
+    await until(async () => !(await tokens()).includes('0x0badf00d'), 'the short-lived token expires without any daemon action', 20_000);
+    await driver.call({ op: 'tokens', tokens: [{ token: 0x0badf00d, ttlMs: 30_000 }] });
+    const now = await tokens();
+    assert.ok(now.includes('0x0badf00d') && !now.includes('0x12345678'), 'a refresh replaces the whole set');
   });
 
   test('a second grant before expiry replaces the timeout (longer or shorter)', async () => {

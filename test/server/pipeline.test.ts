@@ -12,6 +12,7 @@ import type { Address } from '../../src/protocol/address.ts';
 import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
 import { formatKeyLine, KEY_TYPE } from '../../src/protocol/keyfile.ts';
 import { generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
+import { staleWithToken } from '../helpers/knocks.ts';
 import type { ServerKeys, UserKeys } from '../../src/protocol/keys.ts';
 import { DROP } from '../../src/protocol/reasons.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
@@ -235,7 +236,7 @@ test('step order: a packet with a wrong mac1 never reaches the rate limiter', { 
 test('step order: nothing is committed to the replay record before the signature and freshness checks pass', { timeout: TEST_MS }, async () => {
   const w = world();
   handlePacket(w.deps, w.knock(w.nowMs, mallory), w.source); // a key nobody authorized
-  handlePacket(w.deps, w.knock(w.nowMs - 60_000), w.source); // alice's, but outside the ±30 s window
+  handlePacket(w.deps, w.knock(staleWithToken(w.nowMs)), w.source); // alice's, outside the ±30 s window but with a token still accepted
   assert.deepEqual(totals(w), { [DROP.unknownKey]: 1, [DROP.stale]: 1 });
   assert.equal(w.replay.size, 0, 'refused knocks leave no replay record');
   handlePacket(w.deps, w.knock(), w.source);

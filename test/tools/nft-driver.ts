@@ -27,6 +27,8 @@ export type DriverRequest =
   | { readonly op: 'revokedMarks'; readonly table?: string; readonly marks: readonly number[] }
   /** Cuts the admitted connections from one source address; answers how many. */
   | { readonly op: 'cut'; readonly table?: string; readonly source: string }
+  /** Replaces the knock port's slot tokens; answers nothing. */
+  | { readonly op: 'tokens'; readonly table?: string; readonly tokens: readonly { readonly token: number; readonly ttlMs: number }[] }
   | { readonly op: 'cleanup'; readonly table?: string }
   /** SIGKILLs the backend's nft, then grants twice at once: the first is in flight on the dead process. */
   | { readonly op: 'killNftThenGrant'; readonly table?: string; readonly grant: WireGrant }
@@ -92,6 +94,8 @@ async function handle(req: DriverRequest): Promise<unknown> {
       return firewall(req.table).setRevokedMarks(req.marks);
     case 'cut':
       return firewall(req.table).cut((c) => c.source.text === req.source);
+    case 'tokens':
+      return firewall(req.table).setTokens(req.tokens);
     case 'cleanup':
       return cleanup(req.table);
     case 'killNftThenGrant': {
