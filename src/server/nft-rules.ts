@@ -2,12 +2,11 @@
 import { isPort, isProto } from '../protocol/access.ts';
 import type { Access } from '../protocol/access.ts';
 import { addressFromBytes } from '../protocol/address.ts';
-import type { Address } from '../protocol/address.ts';
-import type { PortRange } from '../port-range.ts';
 import type { ProcessId } from '../process.ts';
-import { CEILING, CONFIRM, TABLE } from '../limits.ts';
+import { CEILING, TABLE } from '../limits.ts';
 import { MAX_PACKET_BYTES, MIN_PACKET_BYTES, WIRE } from '../protocol/layout.ts';
 import type { Grant, GrantTarget, KnockPortGuard, TableSetup } from './firewall.ts';
+import { confirmRules, confirmSets } from './nft-confirm.ts';
 import type { TokenElement } from './tokens.ts';
 
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
@@ -170,30 +169,6 @@ function guardRules(t: string, g: KnockPortGuard | undefined): string[] {
 }
 
 /**
- * The confirmation range: a SYN from an address . port in confirm4/6 gets a kernel-made reset and uses the element up
- * (one answer per accepted knock); every other TCP packet to the range is dropped, so a scanner sees silence there.
- */
-function confirmRules(t: string, r: PortRange | undefined): string[] {
-  if (r === undefined) return [];
-  if (!isPort(r.first) || !isPort(r.last) || r.last <= r.first) throw new RangeError(`confirmation range ${r.first}-${r.last} is not a port range`);
-  const to = `tcp dport ${r.first}-${r.last}`;
-  const syn = 'tcp flags & (fin|syn|rst|ack) == syn';
-  return [
-    `add rule ${t} input ${to} ${syn} ip saddr . tcp dport @confirm4 delete @confirm4 { ip saddr . tcp dport } reject with tcp reset`,
-    `add rule ${t} input ${to} ${syn} ip6 saddr . tcp dport @confirm6 delete @confirm6 { ip6 saddr . tcp dport } reject with tcp reset`,
-    `add rule ${t} input ${to} drop`,
-  ];
-}
-
-/** One nft line: address . port answers one SYN for CONFIRM.timeoutSeconds (see confirmRules). */
-export function confirmCommand(table: string, target: Address, port: number): string {
-  const address = addressFromBytes(target.bytes);
-  if (address === undefined || address.family !== target.family) throw new Error('confirmation address is not a 4- or 16-byte IP address');
-  if (!isPort(port)) throw new RangeError(`confirmation port ${port} is not a port`);
-  return `add element inet ${checkTable(table)} confirm${address.family} { ${address.text} . ${port} timeout ${CONFIRM.timeoutSeconds}s }`;
-}
-
-/**
  * Replaces the slot tokens in one transaction. Each element times out when its slot stops being acceptable, so a
  * daemon that dies leaves a gate that closes by itself (fail closed).
  */
@@ -237,8 +212,7 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     // Per-source packet meters for the knock port: bounded (size) and self-cleaning (timeout).
     `add set ${t} knockers4 { type ipv4_addr; size ${TABLE.meterSize}; flags dynamic,timeout; timeout ${TABLE.meterTimeoutSeconds}s; }`,
     `add set ${t} knockers6 { type ipv6_addr; size ${TABLE.meterSize}; flags dynamic,timeout; timeout ${TABLE.meterTimeoutSeconds}s; }`,
-    `add set ${t} confirm4 { type ipv4_addr . inet_service; size ${CONFIRM.setSize}; flags dynamic,timeout; timeout ${CONFIRM.timeoutSeconds}s; }`,
-    `add set ${t} confirm6 { type ipv6_addr . inet_service; size ${CONFIRM.setSize}; flags dynamic,timeout; timeout ${CONFIRM.timeoutSeconds}s; }`,
+    ...confirmSets(t),
     // The slot tokens valid now (UDP payload bytes 4..7, big-endian), refreshed by the daemon every slot.
     `add set ${t} tokens { typeof @th,96,32; flags timeout; }`,
     `add chain ${t} input { type filter hook input priority -10; policy accept; }`,

@@ -9,7 +9,8 @@ import type { AdmittedConnection, Firewall, Grant, LiveGrant, TableSetup } from 
 import { GrantBookFullError, TableInUseError } from './firewall.ts';
 import { EMPTY_TABLE, readTable } from './nft-read.ts';
 import type { TableView } from './nft-read.ts';
-import { checkTable, closeCommand, confirmCommand, cutCommand, grantCommand, releaseCommand, replaceCommand, revokedMarksCommand, setupScript, tokensCommand } from './nft-rules.ts';
+import { confirmCommand } from './nft-confirm.ts';
+import { checkTable, closeCommand, cutCommand, grantCommand, releaseCommand, replaceCommand, revokedMarksCommand, setupScript, tokensCommand } from './nft-rules.ts';
 import { NFT_ENV, NftInteractive } from './nft-session.ts';
 import type { TokenElement } from './tokens.ts';
 
