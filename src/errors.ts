@@ -20,6 +20,8 @@ export const EXIT = {
   network: 8,
   /** The state directory (the replay record) cannot be read or written. */
   state: 9,
+  /** --wait: the port is reachable (an earlier grant is still open) but the server did not confirm this knock. */
+  notConfirmed: 10,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -37,6 +37,30 @@ export const WAIT = {
   maxTimeoutSeconds: 600,
 } as const;
 
+/**
+ * Knock confirmation (README.md, "Confirmation"): for a few seconds after an accepted knock the kernel answers one TCP
+ * SYN from the knock's source address to the port the knock named with a reset; every other packet to the range is dropped.
+ */
+export const CONFIRM = {
+  /** Default confirmPorts, server config and client profile alike: 16 TCP ports after the knock port. */
+  defaultFirstPort: 62202,
+  defaultLastPort: 62217,
+  /** How long a confirmation waits in the kernel for the client's SYN. */
+  timeoutSeconds: 5,
+  /** Pending confirmations the kernel holds (the confirm4/confirm6 set size); when full, a knock is still served, unconfirmed. */
+  setSize: 65_535,
+  /** Most ports a confirmation range may span. */
+  maxRangePorts: 1024,
+  /** Client: once the protected port is reachable (a grant is open), how long it still waits for this knock's confirmation. */
+  afterReachableMs: 2500,
+  /**
+   * Client: the control port is probed with the first attempt, so on a host that resets every SYN its reset arrives
+   * no later than the confirming one, but for jitter: after the confirming reset it gets a quarter of that reset's
+   * round trip more, at least this. It delays a real confirmation by as much.
+   */
+  controlGraceMinMs: 10,
+} as const;
+
 /** Receive buffers. */
 export const CAPTURE = {
   /** dgram socket: large enough to ride out a flood burst without the kernel dropping the legitimate knock in it. */

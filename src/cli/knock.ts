@@ -12,6 +12,8 @@ import { knockAndWait, prepareKnock } from '../client/knocker.ts';
 import { CONFIG_HELP, DEFAULT_TIMEOUT_SECONDS, defaultConfigPath, expandPath, loadClientConfig, settingsFor } from '../client/profile.ts';
 import type { KnockOptions, KnockSettings } from '../client/profile.ts';
 import { relay } from '../client/relay.ts';
+import { DEFAULT_CONFIRM_PORTS, formatRange, parseRange } from '../port-range.ts';
+import type { PortRange } from '../port-range.ts';
 import { openSender, resolveHost } from '../client/send.ts';
 import type { Target } from '../client/send.ts';
 
@@ -24,7 +26,7 @@ export interface Io {
 const KNOCK_HELP = `usage: sesame knock HOST|PROFILE [options]
 
 Sends one knock (a signed, encrypted UDP packet) asking HOST to open ports for this machine's address.
-The server never answers a knock; --wait checks that the port opened.
+The server never answers a knock; --wait checks that its firewall confirms this knock and that the port opened.
 
   -p, --ports LIST        ports to open: tcp/PORT or udp/PORT, comma-separated, at most ${WIRE.maxAccessEntries} (default tcp/22)
   -d, --duration SECONDS  how long they should stay open (default: the server's; its policy caps it)
@@ -34,8 +36,10 @@ The server never answers a knock; --wait checks that the port opened.
       --server-key FILE   the server's public key file ("sesame-x25519 BASE64 comment"), from its admin
       --knock-port N      the server's UDP knock port (default ${DEFAULTS.knockPort})
   -4, -6                  use IPv4 only / IPv6 only
-      --wait              after knocking, wait until the first tcp port accepts a connection, re-knocking
-                          with a fresh packet if the first seems lost
+      --wait              after knocking, wait until the server confirms the knock and the first tcp port
+                          accepts a connection, re-knocking with a fresh packet while nothing is confirmed
+      --confirm-ports A-B the server's confirmation range (default ${formatRange(DEFAULT_CONFIRM_PORTS)}): --wait names a
+                          random port of it in the knock, and the server's kernel answers it with a reset
       --timeout SECONDS   how long --wait waits (default ${DEFAULT_TIMEOUT_SECONDS})
       --print-packet      write the knock as hex on stdout instead of sending it (HOST is not resolved)
       --config FILE       client config file (default ~/.config/sesame/config.json; $XDG_CONFIG_HOME honoured)
@@ -47,8 +51,9 @@ then the defaults above. A HOST that names no profile is the host name (or IP ad
 
 ${CONFIG_HELP}
 
-Exit codes: 0 sent (with --wait: port open), ${EXIT.usage} bad command line, ${EXIT.config} bad config file, ${EXIT.key} key file missing or
-unusable, ${EXIT.host} host does not resolve, ${EXIT.notOpened} port did not open (--wait), ${EXIT.network} the knock could not be sent.
+Exit codes: 0 sent (with --wait: the server confirmed this knock and the port is open), ${EXIT.usage} bad command line, ${EXIT.config} bad config file, ${EXIT.key} key file missing or
+unusable, ${EXIT.host} host does not resolve, ${EXIT.notOpened} nothing confirmed and the port did not open (--wait), ${EXIT.network} the knock
+could not be sent, ${EXIT.notConfirmed} the port is reachable (an earlier grant) but the server did not confirm this knock (--wait).
 `;
 
 const SSH_PROXY_HELP = `usage: sesame ssh-proxy HOST PORT [options]
@@ -62,9 +67,11 @@ or in ~/.ssh/config (%n, the name as typed, matches a profile named after an ssh
 
 Options, as for "sesame knock" (flags, then the profile named HOST, whose "host" is the real host, then defaults):
   -i, --identity FILE  --server-key FILE  --knock-port N  -4  -6  -d, --duration SECONDS  --open ADDRESS
-  --timeout SECONDS (default ${DEFAULT_TIMEOUT_SECONDS})  --config FILE  -v, --verbose  -h, --help
+  --timeout SECONDS (default ${DEFAULT_TIMEOUT_SECONDS})  --confirm-ports A-B  --config FILE  -v, --verbose  -h, --help
 The profile's "ports" are not used: the knock asks for tcp/PORT only.
 
+It relays once the server confirmed the knock; if the port is reachable only through an earlier grant, it says on
+stderr that this knock was not confirmed, and relays anyway.
 Messages go to stderr; stdout carries only the connection's bytes. Exit ${EXIT.notOpened} if the port does not open.
 `;
 
@@ -79,6 +86,7 @@ const COMMON = {
   duration: { type: 'string', short: 'd' },
   open: { type: 'string' },
   timeout: { type: 'string' },
+  'confirm-ports': { type: 'string' },
   config: { type: 'string' },
   verbose: { type: 'boolean', short: 'v' },
 } as const;
@@ -112,7 +120,14 @@ function optionsFrom(command: string, v: CommonValues, access: readonly Access[]
     ...(v.duration === undefined ? {} : { durationSeconds: integer(command, '--duration', v.duration, 1, CEILING.durationSeconds) }),
     ...(openAddress === undefined ? {} : { openAddress }),
     ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
+    ...(v['confirm-ports'] === undefined ? {} : { confirmPorts: rangeFlag(command, v['confirm-ports']) }),
   };
+}
+
+function rangeFlag(command: string, text: string): PortRange {
+  const r = parseRange(text);
+  if (!r.ok) throw usage(command, `--confirm-ports: ${r.why}`);
+  return r.value;
 }
 
 function portsFlag(text: string | undefined): readonly Access[] | undefined {
@@ -151,6 +166,7 @@ export async function knock(argv: string[], io: Io = STDIO): Promise<number> {
   if (name === undefined || extra !== undefined) throw usage('knock', 'expected one HOST or profile name');
   if (values.wait === true && values['print-packet'] === true) throw usage('knock', '--wait and --print-packet exclude each other');
   if (values.timeout !== undefined && values.wait !== true) throw usage('knock', '--timeout only applies with --wait');
+  if (values['confirm-ports'] !== undefined && values.wait !== true) throw usage('knock', '--confirm-ports only applies with --wait');
   const options = optionsFrom('knock', values, portsFlag(values.ports));
   const { settings: s, configFile } = await settingsFrom(name, values, options);
   const tcp = s.access.find((a) => a.proto === 'tcp');
@@ -176,8 +192,8 @@ export async function knock(argv: string[], io: Io = STDIO): Promise<number> {
   }
   const opened = await knockAndWait(s, knocker, t, tcp.port);
   opened.socket.destroy();
-  io.err(`sesame: tcp/${tcp.port} on ${t.host} (${t.address}) is open (${opened.elapsedMs} ms after the knock)\n`);
-  return EXIT.ok;
+  io.err(`sesame: ${opened.message.replaceAll('\n', '\nsesame: ')}\n`);
+  return opened.verdict === 'confirmed' ? EXIT.ok : EXIT.notConfirmed;
 }
 
 export async function sshProxy(argv: string[], io: Io = STDIO): Promise<number> {
@@ -195,5 +211,7 @@ export async function sshProxy(argv: string[], io: Io = STDIO): Promise<number> 
   const knocker = await prepareKnock(s, configFile);
   if (values.verbose === true) io.err(`sesame: ${knocker.used.replaceAll('\n', '\nsesame: ')}\n`);
   const opened = await knockAndWait(s, knocker, await target, port);
+  // Relayed either way (the port is reachable), but a knock the server did not confirm is said plainly.
+  if (opened.verdict !== 'confirmed' || values.verbose === true) io.err(`sesame: ${opened.message.replaceAll('\n', '\nsesame: ')}\n`);
   return relay(opened.socket, process.stdin, process.stdout, (line) => io.err(`sesame: ${line}\n`));
 }

@@ -6,11 +6,13 @@ import type { ServerPublicKey } from '../protocol/bytes.ts';
 import type { KnockRequest } from '../protocol/build.ts';
 import type { PublicKeyLine } from '../protocol/keyfile.ts';
 import { DEFAULT_IDENTITY } from './profile.ts';
-import type { KnockSettings } from './profile.ts';
+import type { KnockSettings, ServerKeySource } from './profile.ts';
+import type { Socket } from 'node:net';
 import { openSender } from './send.ts';
 import type { Target } from './send.ts';
-import { explainNotOpened, waitForPort } from './wait.ts';
-import type { WaitOutcome } from './wait.ts';
+import { explainNotOpened, likelyCauses } from './wait.ts';
+import { knockOnce, tryNextKey } from './outcome.ts';
+import { formatRange, pickPorts } from '../port-range.ts';
 
 function inlineServerKey(parseLine: (line: string) => PublicKeyLine<ServerPublicKey>, line: string, where: string): ServerPublicKey {
   try {
@@ -21,11 +23,15 @@ function inlineServerKey(parseLine: (line: string) => PublicKeyLine<ServerPublic
 }
 
 export interface Knocker {
-  /** A fresh knock each call: new nonce, new timestamp, new ephemeral key. */
-  build(): Uint8Array;
+  /** A fresh knock each call: new nonce, new timestamp, new ephemeral key; naming confirmPort if given. */
+  build(confirmPort?: number): Uint8Array;
   readonly keyIdHex: string;
   /** What was used, for --verbose: the identity and the server key, each with its fingerprint. */
   readonly used: string;
+  /** Where the server key came from (a path, or "FILE: profiles.NAME.serverKeys[0]"), for messages. */
+  readonly serverKeyWhere: string;
+  /** The same identity with each further server key of the profile (a rotation), tried in order while a knock is not confirmed. */
+  readonly fallbacks: readonly Knocker[];
 }
 
 /**
@@ -51,33 +57,71 @@ export async function prepareKnock(s: KnockSettings, configFile: string): Promis
       EXIT.key,
     );
   }
-  const server = key.kind === 'file' ? keyfile.readServerPublicKey(key.path).key : inlineServerKey(keyfile.parseServerPublicKey, key.line, key.where);
+  const serverOf = (k: ServerKeySource): ServerPublicKey => (k.kind === 'file' ? keyfile.readServerPublicKey(k.path).key : inlineServerKey(keyfile.parseServerPublicKey, k.line, k.where));
   const request: KnockRequest = {
     access: s.access,
     ...(s.durationSeconds === undefined ? {} : { durationSeconds: s.durationSeconds }),
     ...(s.openAddress === undefined ? {} : { openAddress: s.openAddress }),
   };
   const keyIdHex = toHex(deriveKeyId(user.publicKey));
-  const used = [
-    `identity ${s.identity} (key id ${keyIdHex}, ${fingerprint(user.publicKey)})`,
-    `server key ${fingerprint(server)} (${key.kind === 'file' ? key.path : key.where})`,
-  ].join('\n');
-  return { build: () => buildKnock(request, user, server, Date.now(), systemRandom), keyIdHex, used };
+  const knockerFor = (k: ServerKeySource): Knocker => {
+    const server = serverOf(k);
+    const where = k.kind === 'file' ? k.path : k.where;
+    const used = [`identity ${s.identity} (key id ${keyIdHex}, ${fingerprint(user.publicKey)})`, `server key ${fingerprint(server)} (${where})`].join('\n');
+    const build = (confirmPort?: number): Uint8Array => buildKnock(confirmPort === undefined ? request : { ...request, confirmPort }, user, server, Date.now(), systemRandom);
+    return { build, keyIdHex, used, serverKeyWhere: where, fallbacks: [] };
+  };
+  return { ...knockerFor(key), fallbacks: s.moreServerKeys.map(knockerFor) };
 }
 
-/** Sends the first knock, waits for tcp/port, and returns the open socket or throws the wait failure. */
-export async function knockAndWait(s: KnockSettings, knocker: Knocker, target: Target, port: number): Promise<WaitOutcome & { ok: true }> {
-  const sender = openSender(target, s.knockPort);
-  try {
-    await sender.send(knocker.build());
-    const outcome = await waitForPort(target, port, s.timeoutSeconds * 1000, () => sender.send(knocker.build()));
-    if (!outcome.ok) {
-      const serverKey = s.serverKey?.kind === 'file' ? s.serverKey.path : (s.serverKey?.where ?? '?');
-      const context = { target, port, knockPort: s.knockPort, knocks: sender.sent, timeoutSeconds: s.timeoutSeconds, serverKey, keyIdHex: knocker.keyIdHex };
-      throw new OperatorError(explainNotOpened(outcome, context, new Date()), EXIT.notOpened);
+export interface Opened {
+  readonly verdict: 'confirmed' | 'unconfirmed';
+  /** The connection that proved the port open, unread. */
+  readonly socket: Socket;
+  /** What happened, for stderr (one or more lines). */
+  readonly message: string;
+}
+
+/**
+ * Knocks for tcp/port naming a random port of the confirmation range, with the server key and then each fallback key
+ * while the knock is not confirmed; returns a confirmed or reachable-but-unconfirmed port, or throws the failure.
+ */
+export async function knockAndWait(s: KnockSettings, knocker: Knocker, target: Target, port: number): Promise<Opened> {
+  const ports = pickPorts(s.confirmPorts);
+  const where = `tcp/${port} on ${target.host} (${target.address})`;
+  const notes: string[] = [];
+  let reachable: { socket: Socket; knocker: Knocker; answersAll: boolean } | undefined;
+  let failure: OperatorError | undefined;
+  for (const k of [knocker, ...knocker.fallbacks]) {
+    const sender = openSender(target, s.knockPort);
+    const o = await knockOnce({ target, port, ports, timeoutMs: s.timeoutSeconds * 1000, sender, build: () => k.build(ports.confirm) }).finally(() => sender.close());
+    const context = { target, port, knockPort: s.knockPort, knocks: sender.sent, timeoutSeconds: s.timeoutSeconds, serverKey: k.serverKeyWhere, keyIdHex: k.keyIdHex };
+    if (o.verdict === 'confirmed' && o.socket !== undefined) {
+      reachable?.socket.destroy();
+      const after = notes.length === 0 ? '' : `\n${notes.join('\n')}`;
+      return { verdict: 'confirmed', socket: o.socket, message: `${where} is open: the server confirmed this knock (${o.elapsedMs} ms after the knock)${after}` };
     }
-    return outcome;
-  } finally {
-    sender.close();
+    if (knocker.fallbacks.length > 0) notes.push(`(with server key ${k.serverKeyWhere}: not confirmed)`);
+    if (o.socket === undefined) {
+      const why = o.verdict === 'confirmedClosed'
+        ? `${where}: the server confirmed the knock, but the port did not accept a connection within ${s.timeoutSeconds} s: something between you and the service drops it (another firewall), or the service is not up`
+        : o.wait.ok ? `${where} did not open` : explainNotOpened(o.wait, context, new Date());
+      failure = new OperatorError([why, ...notes].join('\n'), EXIT.notOpened);
+    } else if (reachable === undefined) reachable = { socket: o.socket, knocker: k, answersAll: o.confirmation === 'answersAll' };
+    else o.socket.destroy();
+    if (!tryNextKey(o.verdict)) break;
   }
+  if (reachable === undefined) throw failure ?? new OperatorError(`${where} did not open`, EXIT.notOpened);
+  const k = reachable.knocker;
+  const context = { target, port, knockPort: s.knockPort, knocks: 0, timeoutSeconds: s.timeoutSeconds, serverKey: k.serverKeyWhere, keyIdHex: k.keyIdHex };
+  return {
+    verdict: 'unconfirmed',
+    socket: reachable.socket,
+    message: [
+      `${where} is reachable, but the server did NOT confirm this knock: an earlier grant for this address is still open (or the port is not protected), and this knock was probably refused.`,
+      ...(reachable.answersAll ? [`(the host also answered a port of ${formatRange(s.confirmPorts)} this knock did not name: the server's confirmPorts are not ${formatRange(s.confirmPorts)} (--confirm-ports, or "confirmPorts" in the profile), or it is too old to confirm)`] : []),
+      ...likelyCauses(context, new Date()),
+      ...notes,
+    ].join('\n'),
+  };
 }

@@ -9,6 +9,8 @@ import { EXIT, OperatorError } from '../errors.ts';
 import { jsonPath, parseJson, readOptionalText, readText } from '../files.ts';
 import type { ValidateFunction } from '../schema.ts';
 import { DEFAULTS, WAIT } from '../limits.ts';
+import { DEFAULT_CONFIRM_PORTS, parseRange } from '../port-range.ts';
+import type { PortRange } from '../port-range.ts';
 
 /** Where the server public key comes from: a file, or the key line itself written in a profile. */
 export type ServerKeySource = { readonly kind: 'file'; readonly path: string } | { readonly kind: 'inline'; readonly line: string; readonly where: string };
@@ -24,6 +26,9 @@ export interface KnockOptions {
   readonly durationSeconds?: number;
   readonly openAddress?: Address;
   readonly timeoutSeconds?: number;
+  readonly confirmPorts?: PortRange;
+  /** A profile's serverKeys after the first (a rotation): tried in order while a knock is not confirmed. */
+  readonly moreServerKeys?: readonly ServerKeySource[];
 }
 
 /** The merged result. durationSeconds and openAddress stay optional: absent means "let the server decide". */
@@ -39,6 +44,9 @@ export interface KnockSettings {
   readonly durationSeconds: number | undefined;
   readonly openAddress: Address | undefined;
   readonly timeoutSeconds: number;
+  readonly confirmPorts: PortRange;
+  /** Empty when --server-key is given. */
+  readonly moreServerKeys: readonly ServerKeySource[];
 }
 
 export interface ClientConfig {
@@ -60,7 +68,8 @@ export const CONFIG_HELP = `The config file is JSON (schema: src/schema/client.s
       "ports": ["tcp/22", "udp/51820"],
       "durationSeconds": 60,
       "openAddress": "198.51.100.7",       see --open
-      "timeoutSeconds": 5 } } }            see --timeout
+      "timeoutSeconds": 5,                 see --timeout
+      "confirmPorts": "62202-62217" } } }  see --confirm-ports
 Relative paths in a profile are relative to the config file's directory; "~/" is your home directory.
 A HOST that names no profile but is the "host" of exactly one profile uses that profile (so ssh's %h works).
 "sesame profile import LINE" writes a profile from an invitation your admin gives you.`;
@@ -88,6 +97,7 @@ export interface ProfileEntry {
   durationSeconds?: number;
   openAddress?: string;
   timeoutSeconds?: number;
+  confirmPorts?: string;
 }
 
 export interface ClientConfigFile {
@@ -95,7 +105,7 @@ export interface ClientConfigFile {
   profiles?: Record<string, ProfileEntry>;
 }
 
-export const PROFILE_KEYS = ['host', 'family', 'knockPort', 'serverKey', 'serverKeys', 'identity', 'ports', 'durationSeconds', 'openAddress', 'timeoutSeconds'] as const;
+export const PROFILE_KEYS = ['host', 'family', 'knockPort', 'serverKey', 'serverKeys', 'identity', 'ports', 'durationSeconds', 'openAddress', 'timeoutSeconds', 'confirmPorts'] as const;
 
 /** The schema's propertyNames pattern for profile names (a test keeps the two equal). */
 export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -132,8 +142,11 @@ function convert(file: string, name: string, e: ProfileEntry): KnockOptions {
   if (e.serverKey !== undefined && e.serverKeys !== undefined) throw configError(`${at('serverKeys')}: give "serverKey" or "serverKeys", not both`);
   // Of several keys (a server key rotation) the first is the one to knock with.
   const [keyText, where] = e.serverKeys === undefined ? [e.serverKey, at('serverKey')] : [e.serverKeys[0], `${at('serverKeys')}[0]`];
-  const serverKey: ServerKeySource | undefined =
-    keyText === undefined ? undefined : SERVER_KEY_LINE.test(keyText) ? { kind: 'inline', line: keyText, where } : { kind: 'file', path: expandPath(keyText, dir) };
+  const source = (text: string, at: string): ServerKeySource => (SERVER_KEY_LINE.test(text) ? { kind: 'inline', line: text, where: at } : { kind: 'file', path: expandPath(text, dir) });
+  const serverKey = keyText === undefined ? undefined : source(keyText, where);
+  const moreServerKeys = (e.serverKeys ?? []).slice(1).map((text, i) => source(text, `${at('serverKeys')}[${i + 1}]`));
+  const range = e.confirmPorts === undefined ? undefined : parseRange(e.confirmPorts);
+  if (range?.ok === false) throw configError(`${at('confirmPorts')}: ${range.why}`);
   return {
     ...(e.host === undefined ? {} : { host: e.host }),
     ...(e.family === undefined ? {} : { family: e.family }),
@@ -144,6 +157,8 @@ function convert(file: string, name: string, e: ProfileEntry): KnockOptions {
     ...(e.durationSeconds === undefined ? {} : { durationSeconds: e.durationSeconds }),
     ...(openAddress === undefined ? {} : { openAddress }),
     ...(e.timeoutSeconds === undefined ? {} : { timeoutSeconds: e.timeoutSeconds }),
+    ...(range === undefined ? {} : { confirmPorts: range.value }),
+    ...(moreServerKeys.length === 0 ? {} : { moreServerKeys }),
   };
 }
 
@@ -195,5 +210,7 @@ export function settingsFor(hostOrProfile: string, flags: KnockOptions, config: 
     durationSeconds: flags.durationSeconds ?? p?.durationSeconds,
     openAddress: flags.openAddress ?? p?.openAddress,
     timeoutSeconds: flags.timeoutSeconds ?? p?.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+    confirmPorts: flags.confirmPorts ?? p?.confirmPorts ?? DEFAULT_CONFIRM_PORTS,
+    moreServerKeys: flags.serverKey === undefined ? (p?.moreServerKeys ?? []) : [],
   };
 }

@@ -81,7 +81,19 @@ export interface WaitContext {
   readonly keyIdHex: string;
 }
 
-/** The failed wait, with what to check. The server never answers a knock, so the client can only list causes. */
+/** Why a knock may have been refused. The server never answers a knock, so the client can only list causes. */
+export function likelyCauses(c: WaitContext, now: Date): string[] {
+  return [
+    'Likely causes:',
+    `  - clock skew: the server refuses knocks more than ±${DEFAULTS.freshnessWindowMs / 1000} s (its default window) off its own clock; this machine says ${now.toISOString().replace('T', ' ').slice(0, 19)} UTC: compare with "date -u" on the server`,
+    `  - wrong server key: ${c.serverKey} is not this server's current public key`,
+    `  - your key (key id ${c.keyIdHex}) is not authorized on this server, or was revoked; or its policy does not allow tcp/${c.port} from your address (behind NAT, --open YOUR-PUBLIC-ADDRESS may help)`,
+    `  - a firewall between you and the server drops UDP to port ${c.knockPort}`,
+    `  - wrong knock port: the server does not listen on UDP ${c.knockPort} (--knock-port, or "knockPort" in the profile)`,
+  ];
+}
+
+/** The failed wait, with what to check. */
 export function explainNotOpened(outcome: WaitOutcome & { ok: false }, c: WaitContext, now: Date): string {
   const where = `tcp/${c.port} on ${c.target.host} (${c.target.address})`;
   if (outcome.why === 'refused') {
@@ -89,12 +101,7 @@ export function explainNotOpened(outcome: WaitOutcome & { ok: false }, c: WaitCo
   }
   return [
     `${where} did not open within ${c.timeoutSeconds} s (${c.knocks} knock${c.knocks === 1 ? '' : 's'} sent to UDP port ${c.knockPort}; the server never answers a knock).`,
-    'Likely causes:',
-    `  - clock skew: the server refuses knocks more than ±${DEFAULTS.freshnessWindowMs / 1000} s (its default window) off its own clock; this machine says ${now.toISOString().replace('T', ' ').slice(0, 19)} UTC: compare with "date -u" on the server`,
-    `  - wrong server key: ${c.serverKey} is not this server's current public key`,
-    `  - your key (key id ${c.keyIdHex}) is not authorized on this server, or was revoked; or its policy does not allow tcp/${c.port} from your address (behind NAT, --open YOUR-PUBLIC-ADDRESS may help)`,
-    `  - a firewall between you and the server drops UDP to port ${c.knockPort}`,
-    `  - wrong knock port: the server does not listen on UDP ${c.knockPort} (--knock-port, or "knockPort" in the profile)`,
+    ...likelyCauses(c, now),
     ...(outcome.lastError === undefined ? [] : [`(last connect error: ${outcome.lastError})`]),
   ].join('\n');
 }

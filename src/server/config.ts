@@ -8,6 +8,8 @@ import type { Address } from '../protocol/address.ts';
 import { DEFAULT_LIMITS, DEFAULTS, TABLE } from '../limits.ts';
 import { EXIT } from '../errors.ts';
 import { readJson } from '../files.ts';
+import { DEFAULT_CONFIRM_PORTS, formatRange, inRange, parseRange } from '../port-range.ts';
+import type { PortRange } from '../port-range.ts';
 import { compileSchemaFile, invalid, schemaErrors } from '../schema.ts';
 import type { ValidateFunction } from '../schema.ts';
 
@@ -28,6 +30,8 @@ export interface ServerConfig {
   readonly defaultDurationSeconds: number;
   readonly maxDurationSeconds: number;
   readonly protect: readonly Access[];
+  /** TCP ports a knock may name for its confirmation; silent except to a knock's own confirmation SYN. */
+  readonly confirmPorts: PortRange;
   readonly logLevel: LogLevel;
   readonly capture: { readonly mode: CaptureMode; readonly interfaces: readonly string[] };
   readonly table: string;
@@ -55,6 +59,7 @@ interface ConfigFile {
   defaultDurationSeconds?: number;
   maxDurationSeconds?: number;
   protect: string[];
+  confirmPorts?: string;
   logLevel?: LogLevel;
   capture?: { mode?: CaptureMode; interfaces?: string[] };
   firewall?: { table?: string };
@@ -81,6 +86,12 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
   });
   const publicHost = c.publicHost === undefined ? undefined : parseHost(c.publicHost);
   if (publicHost !== undefined && !publicHost.ok) problems.push(`${file}: /publicHost: ${publicHost.reason}`);
+  const range = c.confirmPorts === undefined ? { ok: true as const, value: DEFAULT_CONFIRM_PORTS } : parseRange(c.confirmPorts);
+  if (!range.ok) problems.push(`${file}: /confirmPorts: ${range.why}`);
+  const confirmPorts = range.ok ? range.value : DEFAULT_CONFIRM_PORTS;
+  for (const a of protect) {
+    if (a?.proto === 'tcp' && inRange(confirmPorts, a.port)) problems.push(`${file}: /confirmPorts: ${formatRange(confirmPorts)} includes the protected port tcp/${a.port} (every packet to the range is dropped): choose another range`);
+  }
   const defaultDurationSeconds = c.defaultDurationSeconds ?? DEFAULTS.defaultDurationSeconds;
   const maxDurationSeconds = c.maxDurationSeconds ?? DEFAULTS.maxDurationSeconds;
   if (defaultDurationSeconds > maxDurationSeconds) {
@@ -102,6 +113,7 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
     defaultDurationSeconds,
     maxDurationSeconds,
     protect: protect.filter((a) => a !== undefined),
+    confirmPorts,
     logLevel: c.logLevel ?? 'info',
     capture: { mode: c.capture?.mode ?? 'udp', interfaces: c.capture?.interfaces ?? ['any'] },
     table: c.firewall?.table ?? TABLE.defaultName,

@@ -117,6 +117,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     firewall,
     bounds: { defaultDurationSeconds: config.defaultDurationSeconds, maxDurationSeconds: config.maxDurationSeconds },
     windowMs: config.windowMs,
+    confirmPorts: config.confirmPorts,
     now,
     log,
     drops,
@@ -159,7 +160,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     if (plan.needRestart.length > 0) log.warn({ event: 'config.restart_needed', settings: plan.needRestart }, 'these settings changed but apply only after a restart');
     config = plan.effective;
     servers = nextServers;
-    deps = { ...deps, bounds: { defaultDurationSeconds: config.defaultDurationSeconds, maxDurationSeconds: config.maxDurationSeconds }, ...(plan.limiter ? { limiter: limiterFor(config, now) } : {}) };
+    deps = { ...deps, confirmPorts: config.confirmPorts, bounds: { defaultDurationSeconds: config.defaultDurationSeconds, maxDurationSeconds: config.maxDurationSeconds }, ...(plan.limiter ? { limiter: limiterFor(config, now) } : {}) };
     await refreshTokens();
     if (plan.firewall) await serially(() => setupFirewall(firewall, config, users, kernelTokens())).catch((err: unknown) => log.error({ event: 'config.firewall_failed', err: errorMessage(err) }, 'could not apply the new protected ports or limits to the table'));
     log.info({ event: 'config.reloaded', applied: plan.applied, serverKeys: servers.map((k) => fingerprint(k.publicKey)) }, 'config reloaded');

@@ -3,6 +3,7 @@ import type { Access } from '../protocol/access.ts';
 import type { Address } from '../protocol/address.ts';
 import type { KeyId } from '../protocol/bytes.ts';
 import { toHex } from '../protocol/bytes.ts';
+import type { PortRange } from '../port-range.ts';
 import type { ProcessId } from '../process.ts';
 import type { EstablishedConnection } from './sockets.ts';
 import type { TokenElement } from './tokens.ts';
@@ -68,6 +69,8 @@ export interface TableSetup {
   readonly daemon: ProcessId;
   /** TCP connections to protected ports that were established before the table: admitted, so starting sesame freezes no session. */
   readonly established: readonly EstablishedConnection[];
+  /** TCP ports dropped silently, except a knock's own confirmation SYN (see confirm); absent: no confirmation rules. */
+  readonly confirmPorts?: PortRange;
 }
 
 /** Thrown by setup() when another running daemon already manages the table; names that daemon. */
@@ -81,6 +84,11 @@ export interface Firewall {
   setup(s: TableSetup): Promise<void>;
   /** Opens each target for ttlSeconds, owned by its key; a target already open gets the new timeout and owner. All or nothing. */
   grant(grants: readonly Grant[]): Promise<void>;
+  /**
+   * For CONFIRM.timeoutSeconds, the kernel answers the first TCP SYN from address to port (in the table's confirmPorts)
+   * with a reset: the knocking client's proof that its grant is in the kernel. Nothing else ever gets an answer there.
+   */
+  confirm(address: Address, port: number): Promise<void>;
   /** Closes each grant now (targets no longer open are ignored). */
   close(grants: readonly LiveGrant[]): Promise<void>;
   /** Every live grant, read from the kernel. */

@@ -6,6 +6,7 @@ import type { ProcessId } from '../process.ts';
 import { CEILING, TABLE } from '../limits.ts';
 import { MAX_PACKET_BYTES, MIN_PACKET_BYTES, WIRE } from '../protocol/layout.ts';
 import type { Grant, GrantTarget, KnockPortGuard, TableSetup } from './firewall.ts';
+import { confirmRules, confirmSets } from './nft-confirm.ts';
 import type { TokenElement } from './tokens.ts';
 
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
@@ -211,6 +212,7 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     // Per-source packet meters for the knock port: bounded (size) and self-cleaning (timeout).
     `add set ${t} knockers4 { type ipv4_addr; size ${TABLE.meterSize}; flags dynamic,timeout; timeout ${TABLE.meterTimeoutSeconds}s; }`,
     `add set ${t} knockers6 { type ipv6_addr; size ${TABLE.meterSize}; flags dynamic,timeout; timeout ${TABLE.meterTimeoutSeconds}s; }`,
+    ...confirmSets(t),
     // The slot tokens valid now (UDP payload bytes 4..7, big-endian), refreshed by the daemon every slot.
     `add set ${t} tokens { typeof @th,96,32; flags timeout; }`,
     `add chain ${t} input { type filter hook input priority -10; policy accept; }`,
@@ -218,6 +220,7 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     ...guardRules(t, s.guard),
     // Local connections are the host's own business: sesame guards the network, not loopback.
     `add rule ${t} input iif "lo" accept`,
+    ...confirmRules(t, s.confirmPorts),
     // Connections a revoked key admitted, and connections cut by `sesame grant close`, stop before conntrack lets them through.
     `add rule ${t} input ct mark @revoked meta l4proto . th dport @protected drop`,
     `add rule ${t} input ct id @cut drop`,

@@ -4,10 +4,12 @@ import { errorMessage } from '../errors.ts';
 import { NFT, TABLE } from '../limits.ts';
 import { commandLineOf, startTicksOf } from '../process.ts';
 import type { ProcessId } from '../process.ts';
+import type { Address } from '../protocol/address.ts';
 import type { AdmittedConnection, Firewall, Grant, LiveGrant, TableSetup } from './firewall.ts';
 import { GrantBookFullError, TableInUseError } from './firewall.ts';
 import { EMPTY_TABLE, readTable } from './nft-read.ts';
 import type { TableView } from './nft-read.ts';
+import { confirmCommand } from './nft-confirm.ts';
 import { checkTable, closeCommand, cutCommand, grantCommand, releaseCommand, replaceCommand, revokedMarksCommand, setupScript, tokensCommand } from './nft-rules.ts';
 import { NFT_ENV, NftInteractive } from './nft-session.ts';
 import type { TokenElement } from './tokens.ts';
@@ -78,6 +80,10 @@ export class NftablesFirewall implements Firewall {
       if (!/File exists/.test(why)) throw err;
       await this.#nft.run(replaceCommand(this.table, grants));
     }
+  }
+
+  async confirm(address: Address, port: number): Promise<void> {
+    await this.#nft.run(confirmCommand(this.table, address, port));
   }
 
   async close(grants: readonly LiveGrant[]): Promise<void> {

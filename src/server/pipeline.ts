@@ -8,6 +8,8 @@ import { fingerprint } from '../protocol/keys.ts';
 import type { ServerKeys } from '../protocol/keys.ts';
 import { decodePayload } from '../protocol/parse.ts';
 import { DROP } from '../protocol/reasons.ts';
+import { formatRange, inRange } from '../port-range.ts';
+import type { PortRange } from '../port-range.ts';
 import type { DropReason } from '../protocol/reasons.ts';
 import { GrantBookFullError, ownerOf } from './firewall.ts';
 import type { Firewall, Grant } from './firewall.ts';
@@ -36,6 +38,8 @@ export interface PipelineDeps {
   readonly now: () => number;
   readonly log: Logger;
   readonly drops: DropLog;
+  /** The confirmation range; absent, no knock is confirmed. */
+  readonly confirmPorts?: PortRange;
   /** Brings the kernel in line with the users document again (enforce.ts), serialised with reloads. */
   readonly resync: () => Promise<void>;
 }
@@ -75,11 +79,11 @@ export function handlePacket(d: PipelineDeps, packet: Uint8Array, source: Addres
     'knock accepted',
   );
   const owner = ownerOf(key.value.keyId);
-  void openGrants(d, key.value, grants.value.map((g) => ({ ...g, owner })), source, receivedMs); // 10 firewall.ts: in the kernel, once the replay record is durable
+  void openGrants(d, key.value, grants.value.map((g) => ({ ...g, owner })), source, receivedMs, payload.value.confirmPort); // 10 firewall.ts: in the kernel, once the replay record is durable
 }
 
 /** The only asynchronous step: make the replay record durable, then add the grants. Failures are logged and counted, never thrown. */
-async function openGrants(d: PipelineDeps, key: AuthorizedKey, grants: readonly Grant[], source: Address, receivedMs: number): Promise<void> {
+async function openGrants(d: PipelineDeps, key: AuthorizedKey, grants: readonly Grant[], source: Address, receivedMs: number, confirmPort: number | undefined): Promise<void> {
   try {
     await d.replay.durable();
   } catch (err) {
@@ -101,5 +105,20 @@ async function openGrants(d: PipelineDeps, key: AuthorizedKey, grants: readonly 
   }
   // The key may have been revoked while nft worked: a revocation never leaves behind a grant it could not see.
   const now = d.users().keys.get(toHex(key.keyId));
-  if (now === undefined || now.revoked) await d.resync();
+  if (now === undefined || now.revoked) return d.resync();
+  if (confirmPort !== undefined) await confirm(d, key, source, confirmPort);
+}
+
+/** After step 10: the grants are in the kernel, so the kernel may now answer the knock's confirmation SYN (README.md, "Confirmation"). */
+async function confirm(d: PipelineDeps, key: AuthorizedKey, source: Address, port: number): Promise<void> {
+  if (d.confirmPorts === undefined || !inRange(d.confirmPorts, port)) {
+    d.log.info({ event: 'confirm.out_of_range', user: key.user, source: source.text, port, range: d.confirmPorts === undefined ? 'none' : formatRange(d.confirmPorts) }, 'knock served unconfirmed: its confirmation port is not in confirmPorts');
+    return;
+  }
+  try {
+    await d.firewall.confirm(source, port);
+    d.log.info({ event: 'confirm.armed', user: key.user, source: source.text, port }, 'confirmation armed');
+  } catch (err) {
+    d.log.warn({ event: 'confirm.failed', user: key.user, source: source.text, port, err: errorMessage(err) }, 'knock served unconfirmed: could not add the confirmation');
+  }
 }

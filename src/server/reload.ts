@@ -10,6 +10,7 @@ type Setting = (c: ServerConfig) => unknown;
 const SETTINGS: Readonly<Record<string, Setting>> = {
   serverKeys: (c) => c.serverKeyPaths,
   protect: (c) => c.protect.map(formatAccess),
+  confirmPorts: (c) => c.confirmPorts,
   defaultDurationSeconds: (c) => c.defaultDurationSeconds,
   maxDurationSeconds: (c) => c.maxDurationSeconds,
   logLevel: (c) => c.logLevel,
@@ -59,7 +60,7 @@ export function planReload(running: ServerConfig, next: ServerConfig): ConfigRel
     effective,
     applied,
     needRestart,
-    firewall: applied.some((n) => n === 'protect' || n.startsWith('limits.kernel') || n === 'limits.maxGrants'),
+    firewall: applied.some((n) => n === 'protect' || n === 'confirmPorts' || n.startsWith('limits.kernel') || n === 'limits.maxGrants'),
     limiter: applied.some((n) => n === 'limits.perSourcePerSecond' || n === 'limits.perSourceBurst' || n === 'limits.maxSources'),
   };
 }

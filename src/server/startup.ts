@@ -63,6 +63,7 @@ export async function setupFirewall(firewall: Firewall, config: ServerConfig, us
     protectedPorts: config.protect,
     guard: { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst, tokens },
     maxGrants: config.limits.maxGrants,
+    confirmPorts: config.confirmPorts,
     revokedMarks: revokedMarks(users, []).marks,
     daemon: self(),
     established: establishedTo(new Set(config.protect.filter((a) => a.proto === 'tcp').map((a) => a.port))),

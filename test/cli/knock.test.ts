@@ -199,7 +199,7 @@ describe('sending', () => {
     const { server: srv, port } = await listen((s) => s.destroy(), '::1');
     try {
       const r = await run(knock, ['::1', '-6', ...keyArgs(), '--knock-port', String(kp.port), '-p', `tcp/${port}`, '--wait']);
-      assert.equal(r.code, EXIT.ok, r.err);
+      assert.equal(r.code, EXIT.notConfirmed, r.err); // reachable; no sesame here to confirm (test/e2e/confirm.test.ts has the confirmed case)
       assert.equal(kp.packets.length, 1);
       assert.deepEqual(ports(verdict(kp.packets[0] ?? assert.fail())), [`tcp/${port}`]);
       assert.equal((await run(knock, ['::1', '-4', ...keyArgs(), '--knock-port', String(kp.port)])).code, EXIT.usage);
@@ -221,16 +221,19 @@ describe('sending', () => {
 });
 
 describe('--wait', () => {
-  test('returns 0 quickly once the tcp port accepts', async () => {
+  test('a reachable port with no confirmation (no sesame on loopback: the host resets the whole range, the control port too): EXIT.notConfirmed at once, never exit 0', async () => {
     const kp = await knockPort();
     const { server: srv, port } = await listen((s) => s.destroy());
     try {
       const started = Date.now();
-      const r = await run(knock, ['127.0.0.1', ...keyArgs(), '--knock-port', String(kp.port), '-p', `udp/53,tcp/${port}`, '--wait']);
-      assert.equal(r.code, EXIT.ok, r.err);
+      const r = await run(knock, ['127.0.0.1', ...keyArgs(), '--knock-port', String(kp.port), '-p', `udp/53,tcp/${port}`, '--wait', '--confirm-ports', '40100-40101']);
+      assert.equal(r.code, EXIT.notConfirmed, r.err);
       assert.ok(Date.now() - started < 1_000);
-      assert.match(r.err, new RegExp(`tcp/${port} on 127\\.0\\.0\\.1 .*is open`));
+      assert.match(r.err, new RegExp(`tcp/${port} on 127\\.0\\.0\\.1 .*is reachable, but the server did NOT confirm this knock`));
+      assert.match(r.err, /also answered a port of 40100-40101 this knock did not name/);
       assert.equal(kp.packets.length, 1);
+      const c = verdict(kp.packets[0] ?? assert.fail()).payload.confirmPort;
+      assert.ok(c === 40100 || c === 40101, `the knock names a port of --confirm-ports, got ${c}`);
     } finally {
       srv.close();
       kp.socket.close();
@@ -335,6 +338,8 @@ describe('errors: one exit code each, with what to do', () => {
     ['12 --wait with no tcp port', ['a.invalid', '--wait', '-p', 'udp/51820'], /no tcp port/],
     ['13 --timeout without --wait', ['a.invalid', '--timeout', '2'], /only applies with --wait/],
     ['14 timeout 0', ['a.invalid', '--wait', '--timeout', '0'], /--timeout "0"/],
+    ['15 --confirm-ports without --wait', ['a.invalid', '--confirm-ports', '40000-40001'], /only applies with --wait/],
+    ['16 --confirm-ports one port', ['a.invalid', '--wait', '--confirm-ports', '40000-40000'], /--confirm-ports: 40000-40000: the last port must be above the first/],
   ];
   for (const [name, argv, message] of usageCases) {
     test(`usage error ${name}: EXIT.usage`, async () => {
@@ -345,7 +350,7 @@ describe('errors: one exit code each, with what to do', () => {
   }
 
   test('the exit codes differ', () => {
-    const codes: number[] = [EXIT.usage, EXIT.config, EXIT.key, EXIT.host, EXIT.notOpened, EXIT.network];
+    const codes: number[] = [EXIT.usage, EXIT.config, EXIT.key, EXIT.host, EXIT.notOpened, EXIT.network, EXIT.notConfirmed];
     assert.equal(new Set(codes).size, codes.length);
     assert.ok(!codes.includes(EXIT.ok));
   });
@@ -355,11 +360,11 @@ describe('--help', () => {
   test('knock --help documents every option and the lookup order', async () => {
     const r = await run(knock, ['--help']);
     assert.equal(r.code, EXIT.ok);
-    for (const flag of ['-p, --ports', '-d, --duration', '--open', '-i, --identity', '--server-key', '--knock-port', '-4, -6', '--wait', '--timeout', '--print-packet', '--config', '-h, --help']) {
+    for (const flag of ['-p, --ports', '-d, --duration', '--open', '-i, --identity', '--server-key', '--knock-port', '-4, -6', '--wait', '--timeout', '--confirm-ports', '--print-packet', '--config', '-h, --help']) {
       assert.ok(r.out.includes(flag), `${flag} not in --help`);
     }
     assert.match(r.out, /the flags, then the profile named HOST in the config file,\s+then the defaults/);
-    for (const key of ['host', 'family', 'knockPort', 'serverKey', 'identity', 'ports', 'durationSeconds', 'openAddress', 'timeoutSeconds']) assert.ok(r.out.includes(`"${key}"`), key);
+    for (const key of ['host', 'family', 'knockPort', 'serverKey', 'identity', 'ports', 'durationSeconds', 'openAddress', 'timeoutSeconds', 'confirmPorts']) assert.ok(r.out.includes(`"${key}"`), key);
   });
 
   test('ssh-proxy --help shows the ProxyCommand line', async () => {
@@ -402,7 +407,7 @@ describe('ssh-proxy', () => {
       child.stdin.write(data.subarray(0, 1000));
       child.stdin.end(data.subarray(1000));
       const r = await done;
-      assert.equal(r.err, '');
+      assert.match(r.err, /^sesame: tcp\/\d+ on 127\.0\.0\.1 \(127\.0\.0\.1\) is reachable, but the server did NOT confirm this knock/, 'relayed, and says plainly that this knock was not confirmed');
       assert.equal(r.code, EXIT.ok);
       assert.ok(serverSawEnd, 'stdin EOF reached the server as a FIN');
       assert.equal(r.out.length, data.length);

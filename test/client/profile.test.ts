@@ -100,6 +100,14 @@ describe('loading', () => {
     const config = await loadConfig(file, true);
     assert.deepEqual(config?.profiles.get('inline')?.serverKey, { kind: 'inline', line, where: `${file}: profiles.inline.serverKeys[0]` });
     assert.deepEqual(config?.profiles.get('files')?.serverKey, { kind: 'file', path: join(dir, 'keys/new.pub') });
+    // The rest, in order, are what --wait falls back to while a knock is not confirmed.
+    assert.deepEqual(config?.profiles.get('inline')?.moreServerKeys, [{ kind: 'file', path: join(dir, 'old.pub') }]);
+    assert.deepEqual(config?.profiles.get('files')?.moreServerKeys, [{ kind: 'inline', line, where: `${file}: profiles.files.serverKeys[1]` }]);
+  });
+
+  test('confirmPorts: a FIRST-LAST range, typed', async () => {
+    const config = await loadConfig(writeConfig({ profiles: { prod: { confirmPorts: '40000-40015' } } }), true);
+    assert.deepEqual(config?.profiles.get('prod')?.confirmPorts, { first: 40000, last: 40015 });
   });
 
   test('not JSON: the error names the file', async () => {
@@ -131,6 +139,9 @@ describe('loading', () => {
     ['19 serverKeys five', { profiles: { prod: { serverKeys: ['a', 'b', 'c', 'd', 'e'] } } }, ['profiles.prod.serverKeys: must NOT have more than 4 items']],
     ['20 serverKeys repeated', { profiles: { prod: { serverKeys: ['a.pub', 'a.pub'] } } }, ['profiles.prod.serverKeys: must NOT have duplicate items']],
     ['21 serverKeys not strings', { profiles: { prod: { serverKeys: [7] } } }, ['profiles.prod.serverKeys[0]: must be string']],
+    ['23 confirmPorts not a range', { profiles: { prod: { confirmPorts: '62202' } } }, ['profiles.prod.confirmPorts: must match pattern']],
+    ['24 confirmPorts one port', { profiles: { prod: { confirmPorts: '62202-62202' } } }, ['profiles.prod.confirmPorts: 62202-62202: the last port must be above the first']],
+    ['25 confirmPorts too wide', { profiles: { prod: { confirmPorts: '1000-9000' } } }, ['profiles.prod.confirmPorts: 1000-9000: at most 1024 ports']],
     ['22 serverKey and serverKeys', { profiles: { prod: { serverKey: 'a.pub', serverKeys: ['b.pub'] } } }, ['profiles.prod.serverKeys: give "serverKey" or "serverKeys", not both']],
   ];
   for (const [name, content, expected] of cases) {
@@ -180,6 +191,8 @@ describe('lookup order: flags, then profile, then defaults', () => {
     durationSeconds: 60,
     openAddress: open1,
     timeoutSeconds: 9,
+    confirmPorts: { first: 40000, last: 40007 },
+    moreServerKeys: [{ kind: 'file', path: '/p/server-old.pub' }],
   };
   const config: ClientConfig = { file: '/p/config.json', profiles: new Map([['prod', profile]]) };
 
@@ -197,8 +210,10 @@ describe('lookup order: flags, then profile, then defaults', () => {
       durationSeconds: 5,
       openAddress: open2,
       timeoutSeconds: 1,
+      confirmPorts: { first: 50000, last: 50001 },
     };
-    assert.deepEqual(settingsFor('prod', flags, config), { profile: 'prod', host: 'real.example.com', ...flags });
+    // --server-key names one key: the profile's rotation keys are not tried with it.
+    assert.deepEqual(settingsFor('prod', flags, config), { profile: 'prod', host: 'real.example.com', ...flags, moreServerKeys: [] });
   });
 
   test('without a profile: the defaults, and HOST is the host name', () => {
@@ -213,6 +228,8 @@ describe('lookup order: flags, then profile, then defaults', () => {
       durationSeconds: undefined,
       openAddress: undefined,
       timeoutSeconds: DEFAULT_TIMEOUT_SECONDS,
+      confirmPorts: { first: 62202, last: 62217 },
+      moreServerKeys: [],
     };
     assert.deepEqual(settingsFor('elsewhere.example.com', {}, config), expected);
     assert.deepEqual(settingsFor('elsewhere.example.com', {}, undefined), expected);

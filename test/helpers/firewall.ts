@@ -1,6 +1,7 @@
 // The one fake Firewall, for in-process tests of the packet path (the real backend is tested against the kernel in test/server/nftables.test.ts): it records what it is asked to open, can fail on demand, holds a gate, and is as full as the kernel's maps at `capacity`.
 import { GrantBookFullError } from '../../src/server/firewall.ts';
 import type { Firewall, Grant, LiveGrant } from '../../src/server/firewall.ts';
+import type { Address } from '../../src/protocol/address.ts';
 import type { TokenElement } from '../../src/server/tokens.ts';
 
 export class RecordingFirewall implements Firewall {
@@ -8,6 +9,8 @@ export class RecordingFirewall implements Firewall {
   readonly calls: Grant[][] = [];
   /** What it holds: the grants of the calls that succeeded. */
   readonly held: Grant[] = [];
+  /** Every confirm() call, in order. */
+  readonly confirms: { readonly address: Address; readonly port: number }[] = [];
   /** When set, grant() rejects with it. */
   failWith: Error | undefined;
   /** When set, grant() waits for it before holding anything (to race a revocation against a grant). */
@@ -26,6 +29,10 @@ export class RecordingFirewall implements Firewall {
     if (this.held.length + grants.length > this.capacity) throw new GrantBookFullError('full');
     await this.gate;
     this.held.push(...grants);
+  }
+
+  async confirm(address: Address, port: number): Promise<void> {
+    this.confirms.push({ address, port });
   }
 
   async close(_grants: readonly LiveGrant[]): Promise<void> {}

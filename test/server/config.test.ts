@@ -35,6 +35,8 @@ test('defaults and relative paths', () => {
   assert.equal(c.table, 'sesame');
   assert.equal(c.capture.mode, 'udp');
   assert.deepEqual(c.protect, [{ proto: 'tcp', port: 22 }]);
+  assert.deepEqual(c.confirmPorts, { first: 62202, last: 62217 });
+  assert.deepEqual(parseConfig({ ...minimal, confirmPorts: '40000-40001' }, '/x/c.json').confirmPorts, { first: 40000, last: 40001 });
 });
 
 test('serverKeys lists several server keys (a rotation); serverKey is the one-key form', () => {
@@ -58,6 +60,11 @@ test('every config error names the file, the JSON path and what was expected', (
     [[], /\/x\/c\.json: \/: must be object/],
     [{ usersFile: 'u', protect: ['tcp/22'] }, /^\/x\/c\.json: \/: give exactly one of "serverKey", "serverKeys"$/],
     [{ ...minimal, serverKeys: ['b.key'] }, /^\/x\/c\.json: \/: give exactly one of "serverKey", "serverKeys"$/],
+    [{ ...minimal, confirmPorts: '62202' }, /\/confirmPorts: does not match/],
+    [{ ...minimal, confirmPorts: '62217-62202' }, /\/confirmPorts: 62217-62202: the last port must be above the first/],
+    [{ ...minimal, confirmPorts: '0-5' }, /\/confirmPorts: expected FIRST-LAST, TCP ports 1-65535/],
+    [{ ...minimal, confirmPorts: '1000-3000' }, /\/confirmPorts: 1000-3000: at most 1024 ports/],
+    [{ ...minimal, protect: ['tcp/22', 'tcp/62210'] }, /\/confirmPorts: 62202-62217 includes the protected port tcp\/62210/],
     [{ usersFile: 'u', protect: ['tcp/22'], serverKeys: [] }, /\/serverKeys: must NOT have fewer than 1 items/],
   ];
   for (const [json, pattern] of cases) assert.match(refusal(() => parseConfig(json, '/x/c.json')), pattern);

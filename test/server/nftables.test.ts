@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAddress } from '../../src/protocol/address.ts';
 import type { Address } from '../../src/protocol/address.ts';
 import { NftablesFirewall } from '../../src/server/nftables.ts';
+import { confirmCommand } from '../../src/server/nft-confirm.ts';
 import { closeCommand, grantCommand, setupScript, tokensCommand } from '../../src/server/nft-rules.ts';
 import { execIn, spawnIn } from '../../src/harness/netns.ts';
 import { openHeldConnection, startTcpListener, tcpConnect } from '../../src/harness/programs.ts';
@@ -86,6 +87,23 @@ describe('input checks (no nft needed)', () => {
     assert.doesNotMatch(setupScript('sesame', { ...setup, protectedPorts: [], revokedMarks: [], established: [] }, { ...plan, staleOwners: [] }), /add element/);
     assert.doesNotMatch(setupScript('sesame', setup, { ...plan, alreadyOwner: true }), /create element/);
     assert.match(setupScript('sesame', setup, { ...plan, legacySets: true }), /^flush chain inet sesame input\ndelete set inet sesame allow4\ndelete set inet sesame allow6$/m);
+  });
+
+  test('the confirmation range: a SYN in the confirm set is answered once with a reset, everything else to the range is dropped; elements rebuilt from bytes', () => {
+    const setup = { protectedPorts: [{ proto: 'tcp', port: 22 }], maxGrants: 100, revokedMarks: [], daemon: { pid: 42, startTicks: 7 }, established: [], confirmPorts: { first: 62202, last: 62217 } } as const;
+    const script = setupScript('sesame', setup, { staleOwners: [], legacySets: false, alreadyOwner: true });
+    assert.match(script, /^add set inet sesame confirm4 \{ type ipv4_addr \. inet_service; size 65535; flags dynamic,timeout; timeout 5s; \}$/m);
+    const rules = script.split('\n').filter((l) => l.includes('62202-62217'));
+    assert.deepEqual(rules, [
+      'add rule inet sesame input tcp dport 62202-62217 tcp flags & (fin|syn|rst|ack) == syn ip saddr . tcp dport @confirm4 delete @confirm4 { ip saddr . tcp dport } reject with tcp reset',
+      'add rule inet sesame input tcp dport 62202-62217 tcp flags & (fin|syn|rst|ack) == syn ip6 saddr . tcp dport @confirm6 delete @confirm6 { ip6 saddr . tcp dport } reject with tcp reset',
+      'add rule inet sesame input tcp dport 62202-62217 drop',
+    ]);
+    assert.ok(script.indexOf(rules[0] ?? '') > script.indexOf('iif "lo" accept') && script.indexOf(rules[2] ?? '') < script.indexOf('ct state established'), 'after loopback, before anything that accepts');
+    assert.doesNotMatch(setupScript('sesame', { protectedPorts: setup.protectedPorts, maxGrants: 100, revokedMarks: [], daemon: setup.daemon, established: [] }, { staleOwners: [], legacySets: false, alreadyOwner: true }), /reject/);
+    assert.equal(confirmCommand('sesame', addr('10.0.0.1'), 62210), 'add element inet sesame confirm4 { 10.0.0.1 . 62210 timeout 5s }');
+    assert.equal(confirmCommand('sesame', addr('fd00::1'), 62217), 'add element inet sesame confirm6 { fd00::1 . 62217 timeout 5s }');
+    assert.throws(() => confirmCommand('sesame', addr('10.0.0.1'), 0), /not a port/);
   });
 
   test('udp mode: the knock port guard runs trickle, length, token, meter, accept in that order; the tokens are replaced in one transaction with their timeouts', () => {

@@ -271,3 +271,49 @@ test('the disk back after a fault: the next knock is served, with no timer and n
   assert.equal(w.firewall.calls.length, 1, 'only the knock whose record is on disk reached the firewall');
   assert.equal(w.lines.filter((l) => l['event'] === 'replay.failed').length, 1);
 });
+
+test('confirmation: armed only after the grant is in the kernel, for the packet source and the named port; a port outside confirmPorts or a failed grant arms nothing', { timeout: TEST_MS }, async () => {
+  const range = { first: 62202, last: 62217 };
+  const knockNaming = (w: World, c: number): Uint8Array => buildKnock({ access: [{ proto: 'tcp', port: 22 }], confirmPort: c }, alice, server.publicKey, w.nowMs, systemRandom);
+  const w = world();
+  let release = (): void => {};
+  w.firewall.gate = new Promise((resolve) => { release = resolve; });
+  handlePacket({ ...w.deps, confirmPorts: range }, knockNaming(w, 62210), w.source);
+  await logged(w, 'knock.accepted');
+  await sleep(50);
+  assert.deepEqual(w.firewall.confirms, [], 'nothing to confirm while the grant is not in the kernel');
+  release();
+  const armed = await logged(w, 'confirm.armed');
+  assert.deepEqual(w.firewall.confirms, [{ address: w.source, port: 62210 }]);
+  assert.deepEqual([armed['source'], armed['port']], ['192.0.2.10', 62210]);
+  assert.deepEqual(w.events(), ['knock.accepted', 'grant.opened', 'confirm.armed']);
+
+  const outside = world();
+  handlePacket({ ...outside.deps, confirmPorts: range }, knockNaming(outside, 62218), outside.source);
+  const refused = await logged(outside, 'confirm.out_of_range');
+  assert.deepEqual([refused['port'], refused['range']], [62218, '62202-62217']);
+  assert.equal(outside.firewall.held.length, 1, 'served, unconfirmed');
+  assert.deepEqual(outside.firewall.confirms, []);
+
+  const failing = world();
+  failing.firewall.failWith = new Error('nft: No such file or directory');
+  handlePacket({ ...failing.deps, confirmPorts: range }, knockNaming(failing, 62203), failing.source);
+  await logged(failing, 'grant.failed');
+  await sleep(50);
+  assert.deepEqual(failing.firewall.confirms, [], 'no grant, no confirmation');
+});
+
+test('confirmation: a key revoked while its grant was in flight gets the resync and no confirmation', { timeout: TEST_MS }, async () => {
+  const w = world();
+  let release = (): void => {};
+  w.firewall.gate = new Promise((resolve) => { release = resolve; });
+  handlePacket({ ...w.deps, confirmPorts: { first: 62202, last: 62217 } }, buildKnock({ access: [{ proto: 'tcp', port: 22 }], confirmPort: 62204 }, alice, server.publicKey, w.nowMs, systemRandom), w.source);
+  await logged(w, 'knock.accepted');
+  w.users = aliceTable(true);
+  release();
+  await logged(w, 'grant.opened');
+  for (let i = 0; i < 100 && w.resyncs === 0; i++) await sleep(5);
+  assert.equal(w.resyncs, 1);
+  await sleep(50);
+  assert.deepEqual(w.firewall.confirms, []);
+});
