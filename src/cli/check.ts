@@ -74,7 +74,7 @@ export async function check(config: ServerConfig, daemonUid?: number): Promise<n
   }
   const firewall = new NftablesFirewall({ table: config.table });
   try {
-    await firewall.check({ protectedPorts: config.protect, maxGrants: config.limits.maxGrants, revokedMarks: [], daemon: self(), established: [] });
+    await firewall.check({ protectedPorts: config.protectInput, forwardPorts: config.protectForward, maxGrants: config.limits.maxGrants, revokedMarks: [], daemon: self(), established: [] });
   } catch (err) {
     const why = errorMessage(err);
     const hint = /ENOENT/.test(why) ? ' (is nftables installed? apt-get install nftables)' : /Operation not permitted|EPERM/.test(why) ? ' (run as root, or with CAP_NET_ADMIN as the daemon does)' : '';

@@ -1,6 +1,6 @@
 // The server config file: JSON checked against schema/config.schema.json, then turned into typed values with paths resolved. Operator input; every error names file, JSON path and expectation.
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseAccess } from '../protocol/access.ts';
+import { formatAccess, parseAccess } from '../protocol/access.ts';
 import type { Access } from '../protocol/access.ts';
 import { parseAddress } from '../protocol/address.ts';
 import type { Address } from '../protocol/address.ts';
@@ -12,6 +12,8 @@ import type { ValidateFunction } from '../schema.ts';
 
 export type CaptureMode = 'udp' | 'pcap';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+/** Where a protected port is checked: input (after any DNAT, the input hook), forward (before any DNAT, prerouting), or both. */
+export type ProtectPath = 'input' | 'forward' | 'both';
 
 export interface ServerConfig {
   readonly file: string;
@@ -24,7 +26,12 @@ export interface ServerConfig {
   readonly windowMs: number;
   readonly defaultDurationSeconds: number;
   readonly maxDurationSeconds: number;
+  /** Every protected port, whatever its path, in config order. */
   readonly protect: readonly Access[];
+  /** The ports checked as delivered to this host's sockets (path input or both). */
+  readonly protectInput: readonly Access[];
+  /** The ports checked as addressed, before any DNAT (path forward or both): Docker-published and VM-forwarded ports. */
+  readonly protectForward: readonly Access[];
   readonly logLevel: LogLevel;
   readonly capture: { readonly mode: CaptureMode; readonly interfaces: readonly string[] };
   readonly table: string;
@@ -50,7 +57,7 @@ interface ConfigFile {
   freshnessWindowSeconds?: number;
   defaultDurationSeconds?: number;
   maxDurationSeconds?: number;
-  protect: string[];
+  protect: (string | { port: string; path?: ProtectPath })[];
   logLevel?: LogLevel;
   capture?: { mode?: CaptureMode; interfaces?: string[] };
   firewall?: { table?: string };
@@ -70,10 +77,18 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
     if (a === undefined) problems.push(`${file}: /listen/${i}: expected an IPv4 or IPv6 address, got "${text}"`);
     return a;
   });
-  const protect = c.protect.map((text, i) => {
-    const a = parseAccess(text);
-    if (a === undefined) problems.push(`${file}: /protect/${i}: expected tcp/PORT or udp/PORT with PORT 1-65535, got "${text}"`);
-    return a;
+  const seen = new Map<string, number>();
+  const protect = c.protect.flatMap((entry, i) => {
+    const [text, path, at] = typeof entry === 'string' ? [entry, 'both' as const, `/protect/${i}`] : [entry.port, entry.path ?? 'both', `/protect/${i}/port`];
+    const access = parseAccess(text);
+    if (access === undefined) {
+      problems.push(`${file}: ${at}: expected tcp/PORT or udp/PORT with PORT 1-65535, got "${text}"`);
+      return [];
+    }
+    const first = seen.get(formatAccess(access));
+    if (first === undefined) seen.set(formatAccess(access), i);
+    else problems.push(`${file}: ${at}: ${formatAccess(access)} is already listed at /protect/${first}`);
+    return [{ access, path }];
   });
   const defaultDurationSeconds = c.defaultDurationSeconds ?? DEFAULTS.defaultDurationSeconds;
   const maxDurationSeconds = c.maxDurationSeconds ?? DEFAULTS.maxDurationSeconds;
@@ -94,7 +109,9 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
     windowMs: (c.freshnessWindowSeconds ?? DEFAULTS.freshnessWindowMs / 1000) * 1000,
     defaultDurationSeconds,
     maxDurationSeconds,
-    protect: protect.filter((a) => a !== undefined),
+    protect: protect.map((p) => p.access),
+    protectInput: protect.filter((p) => p.path !== 'forward').map((p) => p.access),
+    protectForward: protect.filter((p) => p.path !== 'input').map((p) => p.access),
     logLevel: c.logLevel ?? 'info',
     capture: { mode: c.capture?.mode ?? 'udp', interfaces: c.capture?.interfaces ?? ['any'] },
     table: c.firewall?.table ?? TABLE.defaultName,

@@ -5,6 +5,7 @@ import { addressFromBytes } from '../protocol/address.ts';
 import type { ProcessId } from '../process.ts';
 import { CEILING, TABLE } from '../limits.ts';
 import type { Grant, GrantTarget, KnockPortGuard, TableSetup } from './firewall.ts';
+import { forwardPathRules } from './nft-forward.ts';
 
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 
@@ -207,6 +208,7 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     `add rule ${t} input meta l4proto . th dport @protected drop`,
     `flush set ${t} protected`,
     ...(ports.length > 0 ? [`add element ${t} protected { ${ports.join(', ')} }`] : []),
+    ...forwardPathRules(t, [...new Set((s.forwardPorts ?? []).map(accessKey))]),
     revokedMarksCommand(table, s.revokedMarks).replaceAll('; ', '\n'),
     ...preexistingElements(t, s.established),
     ...plan.staleOwners.map((p) => `delete element ${t} owner { ${ownerElement(p)} }`),
@@ -214,3 +216,4 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     '',
   ].join('\n');
 }
+

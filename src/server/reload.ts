@@ -9,7 +9,7 @@ type Setting = (c: ServerConfig) => unknown;
 
 const SETTINGS: Readonly<Record<string, Setting>> = {
   serverKeys: (c) => c.serverKeyPaths,
-  protect: (c) => c.protect.map(formatAccess),
+  protect: (c) => [c.protectInput.map(formatAccess), c.protectForward.map(formatAccess)],
   defaultDurationSeconds: (c) => c.defaultDurationSeconds,
   maxDurationSeconds: (c) => c.maxDurationSeconds,
   logLevel: (c) => c.logLevel,

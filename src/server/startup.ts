@@ -59,7 +59,8 @@ export async function startCapture(capture: Capture, config: ServerConfig, onPac
 
 export async function setupFirewall(firewall: Firewall, config: ServerConfig, users: UserTable): Promise<void> {
   const setup: TableSetup = {
-    protectedPorts: config.protect,
+    protectedPorts: config.protectInput,
+    forwardPorts: config.protectForward,
     guard: { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst },
     maxGrants: config.limits.maxGrants,
     revokedMarks: revokedMarks(users, []).marks,
