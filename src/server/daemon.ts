@@ -18,7 +18,7 @@ import type { PipelineDeps } from './pipeline.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { planReload } from './reload.ts';
 import { loadSodium } from '../protocol/sodium.ts';
-import { loadServerKeys, openCapture, openReplay, setupFirewall, startCapture } from './startup.ts';
+import { loadServerKeys, openCapture, openReplay, setupFirewall, startCapture, warnDnatBypasses } from './startup.ts';
 import { loadUsers, revocationsIn, withRevoked } from './users.ts';
 import type { UserTable } from './users.ts';
 import { keyChanges, lostOpenOther, policyChanges, policyView } from './users-diff.ts';
@@ -94,6 +94,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     throw err;
   };
   await setupFirewall(firewall, config, users).catch(abandon);
+  await warnDnatBypasses(config, log);
   // Keys revoked or removed while no daemon ran, and grants a narrowed policy no longer allows, close before any knock.
   await syncKernel(firewall, users, log).catch((err: unknown) => abandon(new OperatorError(`cannot read or update nftables table inet ${config.table}: ${errorMessage(err)}`, EXIT.firewall)));
   // Kernel changes after start are serialised: a reload's listing never interleaves with another's closing.
