@@ -33,11 +33,27 @@ describe('published ports on the forward path end to end', { skip }, () => {
   let daemon: Daemon;
   const users = new Map<string, UserKeys>();
   const held: HeldConnection[] = [];
-  let service: { stop(): Promise<void> } | undefined;
+  const services: { stop(): Promise<void> }[] = [];
 
-  const iptables = async (...args: string[]): Promise<void> => {
-    const r = await execIn(topo.server.ns, ['iptables-nft', ...args]);
-    assert.equal(r.code, 0, `iptables-nft ${args.join(' ')}: ${r.stderr}`);
+  const tables = async (program: 'iptables-nft' | 'ip6tables-nft', args: readonly string[]): Promise<void> => {
+    const r = await execIn(topo.server.ns, [program, ...args]);
+    assert.equal(r.code, 0, `${program} ${args.join(' ')}: ${r.stderr}`);
+  };
+  const iptables = (...args: string[]): Promise<void> => tables('iptables-nft', args);
+  /** Docker's rules for `docker run -p PORT:80`, as it makes them for IPv4 (iptables-nft) and IPv6 (ip6tables-nft). */
+  const dockerRules = async (program: 'iptables-nft' | 'ip6tables-nft', port: number, ctr: string, ctrAt: string, prefix: number): Promise<void> => {
+    for (const args of [
+      ['-t', 'nat', '-N', 'DOCKER'],
+      ['-t', 'nat', '-A', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'DOCKER'],
+      ['-t', 'nat', '-A', 'DOCKER', '!', '-i', 'veth-ctr', '-p', 'tcp', '--dport', String(port), '-j', 'DNAT', '--to-destination', `${ctrAt}:${SERVICE}`],
+      ['-N', 'DOCKER'], ['-N', 'DOCKER-USER'], ['-P', 'FORWARD', 'DROP'],
+      ['-A', 'FORWARD', '-j', 'DOCKER-USER'],
+      ['-A', 'FORWARD', '-o', 'veth-ctr', '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT'],
+      ['-A', 'FORWARD', '-o', 'veth-ctr', '-j', 'DOCKER'],
+      ['-A', 'FORWARD', '-i', 'veth-ctr', '!', '-o', 'veth-ctr', '-j', 'ACCEPT'],
+      ['-A', 'DOCKER', '-d', `${ctr}/${prefix}`, '!', '-i', 'veth-ctr', '-o', 'veth-ctr', '-p', 'tcp', '--dport', String(SERVICE), '-j', 'ACCEPT'],
+      ['-A', 'DOCKER-USER', '-j', 'RETURN'],
+    ]) await tables(program, args);
   };
   const connect = (port: number, from: string): Promise<boolean> => tcpConnect(topo.client.ns, topo.server.v4, port, CONNECT_MS, from);
   const hold = async (port: number, from: string): Promise<HeldConnection> => {
@@ -49,7 +65,7 @@ describe('published ports on the forward path end to end', { skip }, () => {
     const since = daemon.events.length;
     const keys = users.get(name) ?? assert.fail(`no user ${name}`);
     const packet = buildKnock({ access: ports.map((port) => ({ proto: 'tcp', port })), durationSeconds }, keys, dir.serverKeys.publicKey, Date.now(), systemRandom);
-    await sendUdp(topo.client.ns, topo.server.v4, KNOCK_PORT, packet, from);
+    await sendUdp(topo.client.ns, from.includes(':') ? topo.server.v6 : topo.server.v4, KNOCK_PORT, packet, from);
     await daemon.waitFor((e) => e.event === 'grant.opened' && e['user'] === name && e['address'] === from, 5000, since, `grant.opened for ${name}`);
   };
   /** The CLI in the server namespace, as root. */
@@ -59,19 +75,9 @@ describe('published ports on the forward path end to end', { skip }, () => {
     await loadSodium();
     topo = await createForwardTopology('e2efwd');
     const ctr = topo.container.v4;
-    // Docker's rules for `docker run -p 8080:80`, made the way Docker makes them: iptables-nft, tables ip nat and ip filter.
-    await iptables('-t', 'nat', '-N', 'DOCKER');
-    await iptables('-t', 'nat', '-A', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'DOCKER');
-    await iptables('-t', 'nat', '-A', 'DOCKER', '!', '-i', 'veth-ctr', '-p', 'tcp', '--dport', String(DOCKER), '-j', 'DNAT', '--to-destination', `${ctr}:${SERVICE}`);
-    await iptables('-N', 'DOCKER');
-    await iptables('-N', 'DOCKER-USER');
-    await iptables('-P', 'FORWARD', 'DROP');
-    await iptables('-A', 'FORWARD', '-j', 'DOCKER-USER');
-    await iptables('-A', 'FORWARD', '-o', 'veth-ctr', '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT');
-    await iptables('-A', 'FORWARD', '-o', 'veth-ctr', '-j', 'DOCKER');
-    await iptables('-A', 'FORWARD', '-i', 'veth-ctr', '!', '-o', 'veth-ctr', '-j', 'ACCEPT');
-    await iptables('-A', 'DOCKER', '-d', `${ctr}/32`, '!', '-i', 'veth-ctr', '-o', 'veth-ctr', '-p', 'tcp', '--dport', String(SERVICE), '-j', 'ACCEPT');
-    await iptables('-A', 'DOCKER-USER', '-j', 'RETURN');
+    // Docker's rules for `docker run -p 8080:80`, made the way Docker makes them: iptables-nft, tables ip nat and ip filter (and ip6).
+    await dockerRules('iptables-nft', DOCKER, ctr, ctr, 32);
+    await dockerRules('ip6tables-nft', DOCKER, topo.container.v6, `[${topo.container.v6}]`, 128);
     // A VM host's native rules beside them: its own DNAT and a forward accept of everything to the guest.
     const native = `table ip vmhost {
   chain pre { type nat hook prerouting priority dstnat; policy accept; tcp dport ${VM} dnat to ${ctr}:${SERVICE}; tcp dport ${INPUT_ONLY} dnat to ${ctr}:${SERVICE}; }
@@ -80,10 +86,10 @@ describe('published ports on the forward path end to end', { skip }, () => {
 `;
     const r = await execIn(topo.server.ns, ['nft', '-f', '-'], { input: native });
     assert.equal(r.code, 0, r.stderr);
-    service = await startTcpListener(topo.container.ns, '0.0.0.0', SERVICE);
+    services.push(await startTcpListener(topo.container.ns, '0.0.0.0', SERVICE), await startTcpListener(topo.container.ns, '::', SERVICE));
     dir = makeServerDir({ knockPort: KNOCK_PORT, maxDurationSeconds: LONG_SECONDS, protect: [`tcp/${DOCKER}`, { port: `tcp/${VM}`, path: 'forward' }, { port: `tcp/${INPUT_ONLY}`, path: 'input' }] });
     const entries: Record<string, unknown> = {};
-    for (const name of ['alice', 'bob', 'carol']) {
+    for (const name of ['alice', 'bob', 'carol', 'dave']) {
       users.set(name, dir.userKey(name));
       entries[name] = userEntry(users.get(name) ?? assert.fail(), { ports: [`tcp/${DOCKER}`, `tcp/${VM}`, `tcp/${INPUT_ONLY}`] });
     }
@@ -93,7 +99,7 @@ describe('published ports on the forward path end to end', { skip }, () => {
   after(async () => {
     for (const h of held) await h.close().catch(() => {});
     await daemon?.kill('SIGTERM').catch(() => {});
-    await service?.stop().catch(() => {});
+    for (const service of services) await service.stop().catch(() => {});
     await topo?.destroy();
     dir?.remove();
   });
@@ -142,6 +148,14 @@ describe('published ports on the forward path end to end', { skip }, () => {
     assert.equal(await connect(DOCKER, topo.client.v4), false, 'expired: new connections fail');
     assert.equal(await connect(VM, topo.client.v4), false, 'expired: new connections fail');
     assert.equal(await session.isAlive(), true, 'the established forwarded connection survives expiry');
+  });
+
+  test('IPv6: Docker\'s ip6tables-nft DNAT is covered the same way, with the allow6 grants', async () => {
+    const connect6 = (from: string): Promise<boolean> => tcpConnect(topo.client.ns, topo.server.v6, DOCKER, CONNECT_MS, from);
+    assert.equal(await connect6(topo.client.v6), false, 'closed before a knock');
+    await knock('dave', [DOCKER], LONG_SECONDS, topo.client.v6);
+    assert.equal(await connect6(topo.client.v6), true, 'granted source');
+    assert.equal(await connect6(topo.client.v6b), false, 'another client address stays out');
   });
 
   test('revoke closes the grant and cuts the established forwarded connection it admitted', async () => {

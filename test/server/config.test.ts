@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { parseConfig } from '../../src/server/config.ts';
+import { planReload } from '../../src/server/reload.ts';
 import { OperatorError } from '../../src/errors.ts';
 import { generateUserKeys } from '../../src/protocol/keys.ts';
 import { formatKeyLine, KEY_TYPE } from '../../src/protocol/keyfile.ts';
@@ -43,6 +44,14 @@ test('protect: "tcp/22" is checked on both paths; an object names its path (inpu
   assert.deepEqual(text(c.protect), ['tcp/22', 'tcp/8080', 'udp/53', 'tcp/443']);
   assert.deepEqual(text(c.protectInput), ['tcp/22', 'udp/53', 'tcp/443']);
   assert.deepEqual(text(c.protectForward), ['tcp/22', 'tcp/8080', 'tcp/443']);
+});
+
+test('a reload that only changes a port\'s path sets the table up again', () => {
+  const before = parseConfig({ ...minimal, protect: ['tcp/8080'] }, '/x/c.json');
+  const after = parseConfig({ ...minimal, protect: [{ port: 'tcp/8080', path: 'input' }] }, '/x/c.json');
+  const plan = planReload(before, after);
+  assert.deepEqual([plan.applied, plan.firewall], [['protect'], true]);
+  assert.equal(planReload(before, parseConfig({ ...minimal, protect: [{ port: 'tcp/8080', path: 'both' }] }, '/x/c.json')).firewall, false, 'the same paths spelled otherwise');
 });
 
 test('serverKeys lists several server keys (a rotation); serverKey is the one-key form', () => {
