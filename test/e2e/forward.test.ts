@@ -23,6 +23,8 @@ const SERVICE = 80;
 const DOCKER = 8080; // published by iptables-nft, as `docker run -p 8080:80` does; protected on both paths (the default)
 const VM = 8081; // published by a native nft dnat rule; protected on the forward path only
 const INPUT_ONLY = 8082; // published by a native nft dnat rule; protected on the input path only: the bypass the warning names
+const REDIRECTED = 8083; // redirected by a native nft rule to LOCAL on the server itself; protected on both paths
+const LOCAL = 2222; // an unprotected service on the server
 /** Long enough for the checks made while it is open, on a loaded machine. */
 const SHORT_SECONDS = 8;
 const LONG_SECONDS = 300;
@@ -81,18 +83,23 @@ describe('published ports on the forward path end to end', { skip }, () => {
     await dockerRules('ip6tables-nft', DOCKER, topo.container.v6, `[${topo.container.v6}]`, 128);
     // A VM host's native rules beside them: its own DNAT and a forward accept of everything to the guest.
     const native = `table ip vmhost {
-  chain pre { type nat hook prerouting priority dstnat; policy accept; tcp dport ${VM} dnat to ${ctr}:${SERVICE}; tcp dport ${INPUT_ONLY} dnat to ${ctr}:${SERVICE}; }
+  chain pre { type nat hook prerouting priority dstnat; policy accept; tcp dport ${VM} dnat to ${ctr}:${SERVICE}; tcp dport ${INPUT_ONLY} dnat to ${ctr}:${SERVICE}; tcp dport ${REDIRECTED} redirect to :${LOCAL}; }
   chain forward_guests { type filter hook forward priority filter; policy accept; ip daddr ${ctr} accept; }
 }
 `;
     const r = await execIn(topo.server.ns, ['nft', '-f', '-'], { input: native });
     assert.equal(r.code, 0, r.stderr);
     services.push(await startTcpListener(topo.container.ns, '0.0.0.0', SERVICE), await startTcpListener(topo.container.ns, '::', SERVICE));
-    dir = makeServerDir({ knockPort: KNOCK_PORT, maxDurationSeconds: LONG_SECONDS, protect: [`tcp/${DOCKER}`, { port: `tcp/${VM}`, path: 'forward' }, { port: `tcp/${INPUT_ONLY}`, path: 'input' }] });
+    services.push(await startTcpListener(topo.server.ns, '0.0.0.0', LOCAL));
+    // Traffic the server only routes: a service on the client at a protected port number, which the container reaches through the server.
+    services.push(await startTcpListener(topo.client.ns, '0.0.0.0', DOCKER));
+    const route = await run('ip', ['-n', topo.client.ns, 'route', 'add', `${ctr.replace(/\.2$/, '.0')}/24`, 'via', topo.server.v4]);
+    assert.equal(route.code, 0, route.stderr);
+    dir = makeServerDir({ knockPort: KNOCK_PORT, maxDurationSeconds: LONG_SECONDS, protect: [`tcp/${DOCKER}`, { port: `tcp/${VM}`, path: 'forward' }, { port: `tcp/${INPUT_ONLY}`, path: 'input' }, `tcp/${REDIRECTED}`] });
     const entries: Record<string, unknown> = {};
     for (const name of ['alice', 'bob', 'carol', 'dave']) {
       users.set(name, dir.userKey(name));
-      entries[name] = userEntry(users.get(name) ?? assert.fail(), { ports: [`tcp/${DOCKER}`, `tcp/${VM}`, `tcp/${INPUT_ONLY}`] });
+      entries[name] = userEntry(users.get(name) ?? assert.fail(), { ports: [`tcp/${DOCKER}`, `tcp/${VM}`, `tcp/${INPUT_ONLY}`, `tcp/${REDIRECTED}`] });
     }
     dir.writeUsers(entries);
   });
@@ -106,7 +113,7 @@ describe('published ports on the forward path end to end', { skip }, () => {
   });
 
   test('control: without sesame, the published ports reach the container through DNAT and forwarding', async () => {
-    for (const port of [DOCKER, VM, INPUT_ONLY]) assert.equal(await connect(port, topo.client.v4), true, `tcp/${port} before sesame`);
+    for (const port of [DOCKER, VM, INPUT_ONLY, REDIRECTED]) assert.equal(await connect(port, topo.client.v4), true, `tcp/${port} before sesame`);
     assert.equal(await tcpConnect(topo.client.ns, topo.server.v6, DOCKER, CONNECT_MS, topo.client.v6), true, `tcp/${DOCKER} over IPv6 before sesame`);
   });
 
@@ -123,7 +130,7 @@ describe('published ports on the forward path end to end', { skip }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, new RegExp(`^sesame: warning: tcp/${INPUT_ONLY} is DNAT'd on this host \\(dnat in ip vmhost pre\\) but protected on the input path only`, 'm'));
     assert.doesNotMatch(r.stderr, new RegExp(`tcp/(${DOCKER}|${VM}) `));
-    assert.match(r.stdout, new RegExp(`protecting tcp/${DOCKER}, tcp/${VM} \\(forward path only\\), tcp/${INPUT_ONLY} \\(input path only\\)`));
+    assert.match(r.stdout, new RegExp(`protecting tcp/${DOCKER}, tcp/${VM} \\(forward path only\\), tcp/${INPUT_ONLY} \\(input path only\\), tcp/${REDIRECTED} in table`));
   });
 
   test('closed before a knock, whatever the DNAT target and Docker\'s accepts; the input-only port is the bypass the warning named', async () => {
@@ -136,6 +143,18 @@ describe('published ports on the forward path end to end', { skip }, () => {
     } finally {
       await iptables('-D', 'DOCKER-USER', '-j', 'ACCEPT');
     }
+  });
+
+  test('a port redirected to a local service is checked by the port addressed: closed, then open for the granted source only', async () => {
+    assert.equal(await connect(LOCAL, topo.client.v4), true, 'control: the local service itself is not protected');
+    assert.equal(await connect(REDIRECTED, topo.client.v4), false, 'closed before a knock');
+    await knock('alice', [REDIRECTED], LONG_SECONDS, topo.client.v4);
+    assert.equal(await connect(REDIRECTED, topo.client.v4), true, 'granted source');
+    assert.equal(await connect(REDIRECTED, topo.client.v4b), false, 'another client address stays out');
+  });
+
+  test('traffic the server only routes is not checked: the container reaches a protected port number on another host', async () => {
+    assert.equal(await tcpConnect(topo.container.ns, topo.client.v4, DOCKER, CONNECT_MS), true);
   });
 
   test('a knock opens the published ports for the granted source only; at expiry new connections fail and the established one goes on', async () => {
