@@ -5,14 +5,16 @@ import { join } from 'node:path';
 import { errorMessage, EXIT } from '../errors.ts';
 import { trustProblems } from '../files.ts';
 import { self } from '../process.ts';
-import { formatAccess } from '../protocol/access.ts';
+import { formatAccess, sameAccess } from '../protocol/access.ts';
+import type { Access } from '../protocol/access.ts';
 import type { Address } from '../protocol/address.ts';
 import { readServerSecretKey } from '../protocol/keyfile.ts';
 import { fingerprint } from '../protocol/keys.ts';
 import { loadSodium } from '../protocol/sodium.ts';
 import { PcapCapture } from '../server/capture-pcap.ts';
 import type { ServerConfig } from '../server/config.ts';
-import { NftablesFirewall } from '../server/nftables.ts';
+import { bypasses, bypassWarning, readNatRules } from '../server/dnat.ts';
+import { listRuleset, NftablesFirewall } from '../server/nftables.ts';
 import { loadUsers } from '../server/users.ts';
 import type { UserTable } from '../server/users.ts';
 
@@ -50,6 +52,12 @@ function stateProblem(stateDir: string): string | undefined {
   }
 }
 
+/** How a protected port is checked, when not on both paths. */
+function pathNote(config: ServerConfig, a: Access): string {
+  const on = (list: readonly Access[]): boolean => list.some((b) => sameAccess(a, b));
+  return on(config.protectInput) && on(config.protectForward) ? '' : on(config.protectForward) ? ' (forward path only)' : ' (input path only)';
+}
+
 /** `daemonUid`: whose files the daemon will trust (root's and its own); default: whoever runs the check. */
 export async function check(config: ServerConfig, daemonUid?: number): Promise<number> {
   await loadSodium();
@@ -74,13 +82,18 @@ export async function check(config: ServerConfig, daemonUid?: number): Promise<n
   }
   const firewall = new NftablesFirewall({ table: config.table });
   try {
-    await firewall.check({ protectedPorts: config.protect, maxGrants: config.limits.maxGrants, confirmPorts: config.confirmPorts, revokedMarks: [], daemon: self(), established: [] });
+    await firewall.check({ protectedPorts: config.protectInput, forwardPorts: config.protectForward, maxGrants: config.limits.maxGrants, confirmPorts: config.confirmPorts, revokedMarks: [], daemon: self(), established: [] });
   } catch (err) {
     const why = errorMessage(err);
     const hint = /ENOENT/.test(why) ? ' (is nftables installed? apt-get install nftables)' : /Operation not permitted|EPERM/.test(why) ? ' (run as root, or with CAP_NET_ADMIN as the daemon does)' : '';
     problems.push(`nftables cannot set up table inet ${config.table}: ${why}${hint}`);
   } finally {
     await firewall.stop();
+  }
+  try {
+    warnings.push(...bypasses(config.protect, config.protectForward, readNatRules(await listRuleset())).map(bypassWarning));
+  } catch (err) {
+    warnings.push(`could not read the ruleset to look for DNAT rules that bypass input-only protected ports: ${errorMessage(err)}`);
   }
   problems.push(...(await captureProblems(config)));
   const state = stateProblem(config.stateDir);
@@ -94,7 +107,7 @@ export async function check(config: ServerConfig, daemonUid?: number): Promise<n
   const revoked = [...(users?.keys.values() ?? [])].filter((k) => k.revoked).length;
   process.stdout.write(
     `${config.file}: ok\n${keyLine}  knock port ${config.knockPort} (${config.capture.mode}${config.capture.mode === 'udp' ? ` on ${config.listen.map((a) => a.text).join(', ')}` : ` on ${config.capture.interfaces.join(', ')}`})\n` +
-      `  protecting ${config.protect.map(formatAccess).join(', ')} in table inet ${config.table}\n` +
+      `  protecting ${config.protect.map((a) => `${formatAccess(a)}${pathNote(config, a)}`).join(', ')} in table inet ${config.table}\n` +
       `  ${users?.users.size ?? 0} users, ${users?.keys.size ?? 0} keys (${revoked} revoked) in ${config.usersPath}\n` +
       `  grants ${config.defaultDurationSeconds} s by default, at most ${config.maxDurationSeconds} s; freshness window ±${config.windowMs / 1000} s\n`,
   );

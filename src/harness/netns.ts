@@ -180,3 +180,27 @@ export async function createPair(server: Side, client: Side): Promise<void> {
     throw err;
   }
 }
+
+/**
+ * A third namespace behind an existing one (a container or VM behind a host): peer's namespace is created (a stale one of
+ * the same name removed first) and joined to host's by a veth born in host's namespace; host forwards IPv4 and IPv6, and
+ * peer routes everything through host's first address of each family (`via`). On any failure peer's namespace is removed.
+ */
+export async function createBehind(host: Side, peer: Side, via: readonly string[]): Promise<void> {
+  removeNamespace(peer.ns);
+  try {
+    const steps = [host, peer].map(addresses);
+    await must(['ip', 'netns', 'add', owned(peer.ns)]);
+    await must(['ip', '-n', owned(host.ns), 'link', 'add', host.dev, 'type', 'veth', 'peer', 'name', peer.dev, 'netns', peer.ns]);
+    for (const [i, s] of [host, peer].entries()) {
+      for (const argv of steps[i] ?? []) await must(argv);
+      await must(['ip', '-n', s.ns, 'link', 'set', s.dev, 'up']);
+    }
+    await must(['ip', '-n', peer.ns, 'link', 'set', 'lo', 'up']);
+    for (const gateway of via) await must(['ip', '-n', peer.ns, ...(gateway.includes(':') ? ['-6'] : []), 'route', 'add', 'default', 'via', gateway]);
+    await must(['ip', 'netns', 'exec', host.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+  } catch (err) {
+    removeNamespace(peer.ns);
+    throw err;
+  }
+}

@@ -1,12 +1,17 @@
 // The tests' network: a server and a client namespace on one veth (netns.ts createPair), with fixed IPv4 and ULA IPv6 addresses derived from a tag, removed on destroy and on any exit; and whether this machine can run such tests at all. Trusts the test code that calls it.
 import { createHash } from 'node:crypto';
-import { createPair, missingTool, removeNamespace } from './netns.ts';
+import { createBehind, createPair, missingTool, removeNamespace } from './netns.ts';
 
 export interface Topology {
   readonly server: { readonly ns: string; readonly v4: string; readonly v6: string };
   /** v4b/v6b: a second address on the same client interface, to knock or connect "from somewhere else". */
   readonly client: { readonly ns: string; readonly v4: string; readonly v6: string; readonly v4b: string; readonly v6b: string };
   destroy(): Promise<void>;
+}
+
+/** A topology with a third namespace, sesame-TAG-ctr, behind the server (a container or VM), reached only through the server. */
+export interface ForwardTopology extends Topology {
+  readonly container: { readonly ns: string; readonly v4: string; readonly v6: string };
 }
 
 /** Namespaces created by createTopology and not yet destroyed: removed on exit, SIGINT and SIGTERM. */
@@ -78,4 +83,24 @@ export async function createTopology(tag: string): Promise<Topology> {
     client: { ns: cli, v4: `${net.v4}.2`, v6: `${net.v6}::2`, v4b: `${net.v4}.3`, v6b: `${net.v6}::3` },
     destroy: async () => { forget(srv); forget(cli); },
   };
+}
+
+/** createTopology plus sesame-TAG-ctr on the server's veth-ctr (.1 and ::1 on the server side, .2 and ::2 in the container), in subnets of its own. */
+export async function createForwardTopology(tag: string): Promise<ForwardTopology> {
+  const topo = await createTopology(tag);
+  const ctr = `sesame-${tag}-ctr`;
+  const net = subnetsFor(`${tag}/ctr`);
+  created.add(ctr);
+  try {
+    await createBehind(
+      { ns: topo.server.ns, dev: 'veth-ctr', cidrs: [`${net.v4}.1/24`, `${net.v6}::1/64`] },
+      { ns: ctr, dev: 'veth-srv', cidrs: [`${net.v4}.2/24`, `${net.v6}::2/64`] },
+      [`${net.v4}.1`, `${net.v6}::1`],
+    );
+  } catch (err) {
+    forget(ctr);
+    await topo.destroy();
+    throw err;
+  }
+  return { ...topo, container: { ns: ctr, v4: `${net.v4}.2`, v6: `${net.v6}::2` }, destroy: async () => { forget(ctr); await topo.destroy(); } };
 }

@@ -1,6 +1,6 @@
 // The server config file: JSON checked against schema/config.schema.json, then turned into typed values with paths resolved. Operator input; every error names file, JSON path and expectation.
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseAccess } from '../protocol/access.ts';
+import { formatAccess, parseAccess } from '../protocol/access.ts';
 import type { Access } from '../protocol/access.ts';
 import { parseAddress } from '../protocol/address.ts';
 import { parseHost } from '../client/invite.ts';
@@ -15,6 +15,8 @@ import type { ValidateFunction } from '../schema.ts';
 
 export type CaptureMode = 'udp' | 'pcap';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+/** Where a protected port is checked: input (after any DNAT, the input hook), forward (before any DNAT, prerouting), or both. */
+export type ProtectPath = 'input' | 'forward' | 'both';
 
 export interface ServerConfig {
   readonly file: string;
@@ -29,9 +31,14 @@ export interface ServerConfig {
   readonly windowMs: number;
   readonly defaultDurationSeconds: number;
   readonly maxDurationSeconds: number;
+  /** Every protected port, whatever its path, in config order. */
   readonly protect: readonly Access[];
   /** TCP ports a knock may name for its confirmation; silent except to a knock's own confirmation SYN. */
   readonly confirmPorts: PortRange;
+  /** The ports checked as delivered to this host's sockets (path input or both). */
+  readonly protectInput: readonly Access[];
+  /** The ports checked as addressed, before any DNAT (path forward or both): Docker-published and VM-forwarded ports. */
+  readonly protectForward: readonly Access[];
   readonly logLevel: LogLevel;
   readonly capture: { readonly mode: CaptureMode; readonly interfaces: readonly string[] };
   readonly table: string;
@@ -58,7 +65,7 @@ interface ConfigFile {
   freshnessWindowSeconds?: number;
   defaultDurationSeconds?: number;
   maxDurationSeconds?: number;
-  protect: string[];
+  protect: (string | { port: string; path?: ProtectPath })[];
   confirmPorts?: string;
   logLevel?: LogLevel;
   capture?: { mode?: CaptureMode; interfaces?: string[] };
@@ -79,18 +86,26 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
     if (a === undefined) problems.push(`${file}: /listen/${i}: expected an IPv4 or IPv6 address, got "${text}"`);
     return a;
   });
-  const protect = c.protect.map((text, i) => {
-    const a = parseAccess(text);
-    if (a === undefined) problems.push(`${file}: /protect/${i}: expected tcp/PORT or udp/PORT with PORT 1-65535, got "${text}"`);
-    return a;
+  const seen = new Map<string, number>();
+  const protect = c.protect.flatMap((entry, i) => {
+    const [text, path, at] = typeof entry === 'string' ? [entry, 'both' as const, `/protect/${i}`] : [entry.port, entry.path ?? 'both', `/protect/${i}/port`];
+    const access = parseAccess(text);
+    if (access === undefined) {
+      problems.push(`${file}: ${at}: expected tcp/PORT or udp/PORT with PORT 1-65535, got "${text}"`);
+      return [];
+    }
+    const first = seen.get(formatAccess(access));
+    if (first === undefined) seen.set(formatAccess(access), i);
+    else problems.push(`${file}: ${at}: ${formatAccess(access)} is already listed at /protect/${first}`);
+    return [{ access, path }];
   });
   const publicHost = c.publicHost === undefined ? undefined : parseHost(c.publicHost);
   if (publicHost !== undefined && !publicHost.ok) problems.push(`${file}: /publicHost: ${publicHost.reason}`);
   const range = c.confirmPorts === undefined ? { ok: true as const, value: DEFAULT_CONFIRM_PORTS } : parseRange(c.confirmPorts);
   if (!range.ok) problems.push(`${file}: /confirmPorts: ${range.why}`);
   const confirmPorts = range.ok ? range.value : DEFAULT_CONFIRM_PORTS;
-  for (const a of protect) {
-    if (a?.proto === 'tcp' && inRange(confirmPorts, a.port)) problems.push(`${file}: /confirmPorts: ${formatRange(confirmPorts)} includes the protected port tcp/${a.port} (every packet to the range is dropped): choose another range`);
+  for (const { access: a } of protect) {
+    if (a.proto === 'tcp' && inRange(confirmPorts, a.port)) problems.push(`${file}: /confirmPorts: ${formatRange(confirmPorts)} includes the protected port tcp/${a.port} (every packet to the range is dropped): choose another range`);
   }
   const defaultDurationSeconds = c.defaultDurationSeconds ?? DEFAULTS.defaultDurationSeconds;
   const maxDurationSeconds = c.maxDurationSeconds ?? DEFAULTS.maxDurationSeconds;
@@ -112,7 +127,9 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
     windowMs: (c.freshnessWindowSeconds ?? DEFAULTS.freshnessWindowMs / 1000) * 1000,
     defaultDurationSeconds,
     maxDurationSeconds,
-    protect: protect.filter((a) => a !== undefined),
+    protect: protect.map((p) => p.access),
+    protectInput: protect.filter((p) => p.path !== 'forward').map((p) => p.access),
+    protectForward: protect.filter((p) => p.path !== 'input').map((p) => p.access),
     confirmPorts,
     logLevel: c.logLevel ?? 'info',
     capture: { mode: c.capture?.mode ?? 'udp', interfaces: c.capture?.interfaces ?? ['any'] },

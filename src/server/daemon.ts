@@ -21,7 +21,7 @@ import { loadSodium } from '../protocol/sodium.ts';
 import { WIRE } from '../protocol/layout.ts';
 import { everySlot, tokensAt } from './tokens.ts';
 import type { TokenElement } from './tokens.ts';
-import { loadServerKeys, openCapture, openReplay, setupFirewall, startCapture } from './startup.ts';
+import { loadServerKeys, openCapture, openReplay, setupFirewall, startCapture, warnDnatBypasses } from './startup.ts';
 import { loadUsers, revocationsIn, withRevoked } from './users.ts';
 import type { UserTable } from './users.ts';
 import { keyChanges, lostOpenOther, policyChanges, policyView } from './users-diff.ts';
@@ -100,6 +100,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
   const kernelTokens = (): TokenElement[] => tokensAt(servers, now(), config.windowMs, WIRE.tokenSlotMs);
   const refreshTokens = (): Promise<void> => firewall.setTokens(kernelTokens()).catch((err: unknown) => log.error({ event: 'tokens.failed', err: errorMessage(err) }, 'could not refresh the knock port tokens: knocks fail once the installed ones expire'));
   await setupFirewall(firewall, config, users, kernelTokens()).catch(abandon);
+  await warnDnatBypasses(config, log);
   // Keys revoked or removed while no daemon ran, and grants a narrowed policy no longer allows, close before any knock.
   await syncKernel(firewall, users, log).catch((err: unknown) => abandon(new OperatorError(`cannot read or update nftables table inet ${config.table}: ${errorMessage(err)}`, EXIT.firewall)));
   // Kernel changes after start are serialised: a reload's listing never interleaves with another's closing.

@@ -59,7 +59,10 @@ export interface KnockPortGuard {
 }
 
 export interface TableSetup {
+  /** Checked in the input hook, by the port a packet is delivered to (after any DNAT). */
   readonly protectedPorts: readonly Access[];
+  /** Checked in prerouting before DNAT, by the port the client addressed on this host: published (Docker) and forwarded (VM) ports. */
+  readonly forwardPorts?: readonly Access[];
   readonly guard?: KnockPortGuard;
   /** Caps the number of grants the kernel holds (limits.maxGrants). */
   readonly maxGrants: number;

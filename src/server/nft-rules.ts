@@ -8,6 +8,7 @@ import { MAX_PACKET_BYTES, MIN_PACKET_BYTES, WIRE } from '../protocol/layout.ts'
 import type { Grant, GrantTarget, KnockPortGuard, TableSetup } from './firewall.ts';
 import { confirmRules, confirmSets } from './nft-confirm.ts';
 import type { TokenElement } from './tokens.ts';
+import { forwardPathRules } from './nft-forward.ts';
 
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 
@@ -238,6 +239,7 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     `add rule ${t} input meta l4proto . th dport @protected drop`,
     `flush set ${t} protected`,
     ...(ports.length > 0 ? [`add element ${t} protected { ${ports.join(', ')} }`] : []),
+    ...forwardPathRules(t, [...new Set((s.forwardPorts ?? []).map(accessKey))]),
     revokedMarksCommand(table, s.revokedMarks).replaceAll('; ', '\n'),
     tokensCommand(table, s.guard?.tokens ?? []).replaceAll('; ', '\n'),
     ...preexistingElements(t, s.established),
@@ -246,3 +248,4 @@ export function setupScript(table: string, s: TableSetup, plan: SetupPlan): stri
     '',
   ].join('\n');
 }
+

@@ -157,6 +157,11 @@ function runNft(nftPath: string, args: readonly string[], input?: string): Promi
   });
 }
 
+/** The host's whole ruleset as `nft -j` JSON, every table (read-only; dnat.ts reads its NAT rules). */
+export async function listRuleset(nftPath = 'nft'): Promise<string> {
+  return (await runNft(nftPath, ['-j', 'list', 'ruleset'])).stdout;
+}
+
 /** Deletes sesame's table and every grant in it; succeeds if it is already gone (`sesame server --cleanup`). */
 export async function cleanup(table: string = TABLE.defaultName, nftPath = 'nft'): Promise<void> {
   const t = `inet ${checkTable(table)}`;

@@ -9,7 +9,7 @@ type Setting = (c: ServerConfig) => unknown;
 
 const SETTINGS: Readonly<Record<string, Setting>> = {
   serverKeys: (c) => c.serverKeyPaths,
-  protect: (c) => c.protect.map(formatAccess),
+  protect: (c) => [c.protectInput.map(formatAccess), c.protectForward.map(formatAccess)],
   confirmPorts: (c) => c.confirmPorts,
   defaultDurationSeconds: (c) => c.defaultDurationSeconds,
   maxDurationSeconds: (c) => c.maxDurationSeconds,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { errorMessage, EXIT, OperatorError } from '../errors.ts';
 import { requireTrusted } from '../files.ts';
 import { self } from '../process.ts';
+import { formatAccess } from '../protocol/access.ts';
 import { readServerSecretKey } from '../protocol/keyfile.ts';
 import type { ServerKeys } from '../protocol/keys.ts';
 import type { Capture, OnPacket } from './capture.ts';
@@ -13,7 +14,9 @@ import type { ServerConfig } from './config.ts';
 import { revokedMarks } from './enforce.ts';
 import { TableInUseError } from './firewall.ts';
 import type { Firewall, TableSetup } from './firewall.ts';
-import type { DropLog } from './log.ts';
+import { bypasses, bypassWarning, readNatRules } from './dnat.ts';
+import type { DropLog, Logger } from './log.ts';
+import { listRuleset } from './nftables.ts';
 import { ReplayStore } from './replay.ts';
 import { establishedTo } from './sockets.ts';
 import type { TokenElement } from './tokens.ts';
@@ -60,7 +63,8 @@ export async function startCapture(capture: Capture, config: ServerConfig, onPac
 
 export async function setupFirewall(firewall: Firewall, config: ServerConfig, users: UserTable, tokens: readonly TokenElement[]): Promise<void> {
   const setup: TableSetup = {
-    protectedPorts: config.protect,
+    protectedPorts: config.protectInput,
+    forwardPorts: config.protectForward,
     guard: { port: config.knockPort, mode: config.capture.mode, perSourcePerSecond: config.limits.kernelPerSourcePerSecond, perSourceBurst: config.limits.kernelPerSourceBurst, tokens },
     maxGrants: config.limits.maxGrants,
     confirmPorts: config.confirmPorts,
@@ -80,3 +84,13 @@ export async function setupFirewall(firewall: Firewall, config: ServerConfig, us
   }
 }
 
+/** Warns (never fails) about protected ports that DNAT or redirect rules on this host take past an input-only check. */
+export async function warnDnatBypasses(config: ServerConfig, log: Logger): Promise<void> {
+  try {
+    for (const b of bypasses(config.protect, config.protectForward, readNatRules(await listRuleset()))) {
+      log.warn({ event: 'protect.dnat_bypass', port: formatAccess(b.access), rule: b.rule.where, action: b.rule.action }, bypassWarning(b));
+    }
+  } catch (err) {
+    log.warn({ event: 'protect.dnat_unread', err: errorMessage(err) }, 'could not read the ruleset to look for DNAT rules that bypass input-only protected ports');
+  }
+}

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { parseConfig } from '../../src/server/config.ts';
+import { planReload } from '../../src/server/reload.ts';
 import { OperatorError } from '../../src/errors.ts';
 import { generateUserKeys } from '../../src/protocol/keys.ts';
 import { formatKeyLine, KEY_TYPE } from '../../src/protocol/keyfile.ts';
@@ -39,6 +40,22 @@ test('defaults and relative paths', () => {
   assert.deepEqual(parseConfig({ ...minimal, confirmPorts: '40000-40001' }, '/x/c.json').confirmPorts, { first: 40000, last: 40001 });
 });
 
+test('protect: "tcp/22" is checked on both paths; an object names its path (input: after DNAT, forward: before)', () => {
+  const c = parseConfig({ ...minimal, protect: ['tcp/22', { port: 'tcp/8080', path: 'forward' }, { port: 'udp/53', path: 'input' }, { port: 'tcp/443' }] }, '/x/c.json');
+  const text = (l: readonly { proto: string; port: number }[]): string[] => l.map((a) => `${a.proto}/${a.port}`);
+  assert.deepEqual(text(c.protect), ['tcp/22', 'tcp/8080', 'udp/53', 'tcp/443']);
+  assert.deepEqual(text(c.protectInput), ['tcp/22', 'udp/53', 'tcp/443']);
+  assert.deepEqual(text(c.protectForward), ['tcp/22', 'tcp/8080', 'tcp/443']);
+});
+
+test('a reload that only changes a port\'s path sets the table up again', () => {
+  const before = parseConfig({ ...minimal, protect: ['tcp/8080'] }, '/x/c.json');
+  const after = parseConfig({ ...minimal, protect: [{ port: 'tcp/8080', path: 'input' }] }, '/x/c.json');
+  const plan = planReload(before, after);
+  assert.deepEqual([plan.applied, plan.firewall], [['protect'], true]);
+  assert.equal(planReload(before, parseConfig({ ...minimal, protect: [{ port: 'tcp/8080', path: 'both' }] }, '/x/c.json')).firewall, false, 'the same paths spelled otherwise');
+});
+
 test('serverKeys lists several server keys (a rotation); serverKey is the one-key form', () => {
   const c = parseConfig({ serverKeys: ['old.key', '/etc/sesame/new.key'], usersFile: 'u.json', protect: ['tcp/22'] }, '/x/c.json');
   assert.deepEqual(c.serverKeyPaths, ['/x/old.key', '/etc/sesame/new.key']);
@@ -52,6 +69,12 @@ test('every config error names the file, the JSON path and what was expected', (
     [{ serverKey: 'k', protect: ['tcp/22'] }, /: \/: missing required key "usersFile"/],
     [{ ...minimal, protect: ['icmp/1'] }, /\/protect\/0: does not match/],
     [{ ...minimal, protect: ['tcp/99999'] }, /\/protect\/0: expected tcp\/PORT or udp\/PORT with PORT 1-65535, got "tcp\/99999"/],
+    [{ ...minimal, protect: [{ port: 'tcp/22', path: 'outside' }] }, /^\/x\/c\.json: \/protect\/0\/path: expected one of "both", "input", "forward"$/m],
+    [{ ...minimal, protect: [{ port: 'tcp/22', paths: 'input' }] }, /\/protect\/0: unknown key "paths"/],
+    [{ ...minimal, protect: [{ path: 'input' }] }, /\/protect\/0: missing required key "port"/],
+    [{ ...minimal, protect: [{ port: 'tcp/0' }] }, /\/protect\/0\/port: expected tcp\/PORT or udp\/PORT with PORT 1-65535, got "tcp\/0"/],
+    [{ ...minimal, protect: [22] }, /\/protect\/0: must be object/],
+    [{ ...minimal, protect: ['tcp/22', { port: 'tcp/22', path: 'input' }] }, /\/protect\/1\/port: tcp\/22 is already listed at \/protect\/0/],
     [{ ...minimal, listen: ['10.0.0.300'] }, /\/listen\/0: expected an IPv4 or IPv6 address, got "10.0.0.300"/],
     [{ ...minimal, logLevel: 'loud' }, /\/logLevel: expected one of "fatal", "error"/],
     [{ ...minimal, capture: { mode: 'raw' } }, /\/capture\/mode: expected one of "udp", "pcap"/],

@@ -123,6 +123,19 @@ describe('input checks (no nft needed)', () => {
     assert.equal(tokensCommand('t', []), 'flush set inet t tokens');
     assert.throws(() => tokensCommand('t', [{ token: 2 ** 32, ttlMs: 1000 }]), /32-bit/);
   });
+
+  test('the forward path: a prerouting chain before DNAT (-150) over the published ports, with the input chain\'s grants, marks and cuts', () => {
+    const setup = { protectedPorts: [], forwardPorts: [{ proto: 'tcp', port: 8080 }, { proto: 'tcp', port: 8080 }, { proto: 'udp', port: 53 }], maxGrants: 100, revokedMarks: [], daemon: { pid: 42, startTicks: 7 }, established: [] } as const;
+    const lines = setupScript('sesame', setup, { staleOwners: [], legacySets: false, alreadyOwner: true }).split('\n');
+    const chain = lines.filter((l) => l.startsWith('add rule inet sesame prerouting ')).map((l) => l.slice('add rule inet sesame prerouting '.length));
+    assert.ok(lines.includes('add chain inet sesame prerouting { type filter hook prerouting priority -150; policy accept; }'));
+    assert.ok(lines.includes('add element inet sesame published { tcp . 8080, udp . 53 }'));
+    assert.deepEqual(chain.slice(0, 6), ['iif "lo" accept', 'ct mark @revoked meta l4proto . th dport @published drop', 'ct id @cut drop', 'ct state established,related accept',
+      'meta l4proto . th dport != @published accept', 'fib daddr type != local accept'], 'revoked and cut before the established accept; only published ports of this host go further');
+    assert.ok(chain.includes('ct state new ct mark set ip saddr . meta l4proto . th dport map @allow4') && chain.includes('ip6 saddr . meta l4proto . th dport @allow6 accept'), 'the same grant maps as input');
+    assert.equal(chain.at(-1), 'drop');
+    assert.equal(lines.filter((l) => l.startsWith('add rule inet sesame input ')).some((l) => l.includes('published')), false, 'the input chain is untouched');
+  });
 });
 
 const skip = skipReason();
