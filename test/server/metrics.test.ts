@@ -7,14 +7,11 @@ import type { AnyDrop } from '../../src/server/log.ts';
 import { fileSourceStatus, kernelGrantCount, Metrics, usersSourceFamilies } from '../../src/server/metrics.ts';
 import type { ScrapeInputs } from '../../src/server/metrics.ts';
 import { render } from '../../src/server/prometheus.ts';
+import { seriesValue } from '../helpers/scrape.ts';
 
 const fileSource = { state: 'file', lastSyncMs: 1_764_500_000_123, version: 1 } as const;
 const page = (m: Metrics, inputs: Partial<ScrapeInputs> = {}): string => render(m.families({ drops: new Map(), grantsOpen: 0, usersSource: fileSource, ...inputs }));
-/** The value of one series line, e.g. 'sesame_knocks_dropped_total{reason="bad_mac"}'. */
-const value = (text: string, series: string): number | undefined => {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-};
+const value = seriesValue;
 
 test('every drop reason of reasons.ts and frame.ts is a series from the start, at zero; counts come from the drop log', () => {
   const drops = new Map<AnyDrop, number>([[DROP.badMac, 7], [DROP.revoked, 2]]);
