@@ -131,6 +131,8 @@ export const METRICS = {
   latencyBucketsSeconds: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   /** A kernel listing of the grants is reused for this long, so a burst of scrapes runs nft once. */
   grantsReadMinIntervalMs: 1_000,
+  /** A kernel listing for a scrape that takes longer than this fails (the series is left out of that page). */
+  grantsReadTimeoutMs: 5_000,
   /** Scrapers connected at once; more are refused by the listener. */
   maxConnections: 8,
   /** A request must arrive whole (headers included) within this; an idle kept-alive connection closes after it. */

@@ -13,6 +13,7 @@ import type { ServerKeys } from '../protocol/keys.ts';
 import { createLogger, DropLog } from './log.ts';
 import type { Logger } from './log.ts';
 import { fileSourceStatus, Metrics, serveMetrics } from './metrics.ts';
+import { countGrants } from './grant-count.ts';
 import { NftablesFirewall } from './nftables.ts';
 import { handlePacket } from './pipeline.ts';
 import type { PipelineDeps } from './pipeline.ts';
@@ -183,7 +184,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
       drops.record(DROP.internalError, source, { err: errorMessage(err).slice(0, 200) });
     }
   }).catch(abandon);
-  const endpoint = await serveMetrics(config.metrics, metrics, { drops: drops.totals, listGrants: () => firewall.list(), usersSource: usersFile.status, now, log }).catch(abandon);
+  const endpoint = await serveMetrics(config.metrics, metrics, { drops: drops.totals, countGrants: () => countGrants(config.table), usersSource: usersFile.status, now, log }).catch(abandon);
 
   // Watch the directories: editors and `sesame user` replace files by rename, which a watch on the file itself would miss.
   const pending = new Map<string, NodeJS.Timeout>();

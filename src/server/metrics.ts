@@ -103,22 +103,21 @@ export class Metrics {
  * The number of grants the kernel holds, for scrapes: one listing at a time, and a listing younger than
  * METRICS.grantsReadMinIntervalMs is reused, so a burst of scrapes costs one nft run. undefined when the listing failed.
  */
-export function kernelGrantCount(list: () => Promise<readonly unknown[]>, now: () => number, onError: (err: unknown) => void): () => Promise<number | undefined> {
+export function kernelGrantCount(count: () => Promise<number>, now: () => number, onError: (err: unknown) => void): () => Promise<number | undefined> {
   let last: { atMs: number; count: number | undefined } | undefined;
   let pending: Promise<number | undefined> | undefined;
   return () => {
     if (last !== undefined && now() - last.atMs < METRICS.grantsReadMinIntervalMs) return Promise.resolve(last.count);
-    pending ??= list().then(
-      (grants) => grants.length,
-      (err: unknown) => {
+    pending ??= count()
+      .catch((err: unknown) => {
         onError(err);
         return undefined;
-      },
-    ).then((count) => {
-      last = { atMs: now(), count };
-      pending = undefined;
-      return count;
-    });
+      })
+      .then((n) => {
+        last = { atMs: now(), count: n };
+        pending = undefined;
+        return n;
+      });
     return pending;
   };
 }
@@ -138,8 +137,8 @@ export function fileSourceStatus(now: () => number): { loaded(): void; status():
 
 export interface ServeOptions {
   readonly drops: ReadonlyMap<AnyDrop, number>;
-  /** The kernel's live grants (Firewall.list). */
-  readonly listGrants: () => Promise<readonly unknown[]>;
+  /** How many grants the kernel holds (grant-count.ts). */
+  readonly countGrants: () => Promise<number>;
   readonly usersSource: () => UsersSourceStatus;
   readonly now: () => number;
   readonly log: Logger;
@@ -148,7 +147,7 @@ export interface ServeOptions {
 /** Opens the endpoint the config asks for (none: undefined); each scrape renders the counters, the drop totals, the kernel's grant count and the users source. */
 export async function serveMetrics(listen: MetricsListen | undefined, metrics: Metrics, o: ServeOptions): Promise<MetricsEndpoint | undefined> {
   if (listen === undefined) return undefined;
-  const grantsOpen = kernelGrantCount(o.listGrants, o.now, (err) => o.log.warn({ event: 'metrics.grants_unreadable', err: errorMessage(err) }, 'could not read the grants from the kernel for /metrics'));
+  const grantsOpen = kernelGrantCount(o.countGrants, o.now, (err) => o.log.warn({ event: 'metrics.grants_unreadable', err: errorMessage(err) }, 'could not read the grants from the kernel for /metrics'));
   const page = async (): Promise<string> => render(metrics.families({ drops: o.drops, grantsOpen: await grantsOpen(), usersSource: o.usersSource() }));
   return openMetricsEndpoint(listen, page, (err) => o.log.warn({ event: 'metrics.failed', err: errorMessage(err) }, 'the metrics endpoint failed a request'));
 }
