@@ -70,9 +70,15 @@ function reply(res: ServerResponse, status: number, body: string, type = 'text/p
   res.end(body);
 }
 
+export interface EndpointBounds {
+  readonly maxConnections: number;
+  readonly requestTimeoutMs: number;
+}
+
 /** Starts listening; rejects with an OperatorError (exit 8) naming the address when it cannot. page() makes the body of each scrape. */
-export async function openMetricsEndpoint(listen: MetricsListen, page: () => Promise<string>, onError: (err: unknown) => void): Promise<MetricsEndpoint> {
-  const server = createServer({ requestTimeout: METRICS.requestTimeoutMs, headersTimeout: METRICS.requestTimeoutMs, maxHeaderSize: METRICS.maxHeaderBytes }, (req, res) => {
+export async function openMetricsEndpoint(listen: MetricsListen, page: () => Promise<string>, onError: (err: unknown) => void, bounds: EndpointBounds = METRICS): Promise<MetricsEndpoint> {
+  const timeouts = { requestTimeout: bounds.requestTimeoutMs, headersTimeout: bounds.requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, bounds.requestTimeoutMs) };
+  const server = createServer({ ...timeouts, maxHeaderSize: METRICS.maxHeaderBytes }, (req, res) => {
     req.resume(); // a body, if any, is read and ignored
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/metrics') return reply(res, 404, 'not found: the metrics are at /metrics\n');
@@ -88,8 +94,10 @@ export async function openMetricsEndpoint(listen: MetricsListen, page: () => Pro
       },
     );
   });
-  server.maxConnections = METRICS.maxConnections;
-  server.keepAliveTimeout = METRICS.requestTimeoutMs;
+  server.maxConnections = bounds.maxConnections;
+  server.keepAliveTimeout = bounds.requestTimeoutMs;
+  // Node checks requestTimeout only for some connection states; a connection silent this long is closed in any state.
+  server.setTimeout(bounds.requestTimeoutMs, (socket) => socket.destroy());
   if (listen.kind === 'unix') await clearStaleSocket(listen.path);
   await new Promise<void>((done, fail) => {
     server.once('error', (err) => fail(new OperatorError(`cannot open the metrics endpoint ${listen.text}: ${errnoCode(err) || errorMessage(err)}`, EXIT.network)));

@@ -104,6 +104,8 @@ describe('metrics endpoint end to end', { skip }, () => {
     assert.equal(value(page, 'sesame_knocks_accepted_total'), 1);
     for (const reason of ['replay', 'bad_length', 'bad_mac', 'unknown_key']) assert.equal(dropped(page, reason), 1, reason);
     assert.equal(dropped(page, 'stale'), 0);
+    const allDrops = page.split('\n').filter((l) => l.startsWith('sesame_knocks_dropped_total{')).reduce((sum, l) => sum + Number(l.split(' ')[1]), 0);
+    assert.equal(allDrops, 4, 'each of the 5 packets is one accepted knock or one drop');
     assert.equal(value(page, 'sesame_grants_open'), 1, 'the grant, read from the kernel');
     assert.equal(value(page, 'sesame_grant_latency_seconds_count'), 1);
     assert.equal(value(page, 'sesame_grant_latency_seconds_bucket{le="+Inf"}'), 1);
@@ -158,5 +160,19 @@ describe('metrics endpoint end to end', { skip }, () => {
     assert.equal(value(body, 'sesame_knocks_accepted_total'), 0, 'counters start again with the process');
     assert.equal(value(body, 'sesame_grants_open'), 1, 'the grant opened before the restart is in the kernel, so in the gauge');
     await assert.rejects(httpRequest(topo.server.ns, '127.0.0.1', METRICS_PORT, '/metrics'), /ECONNREFUSED/, 'the old address is closed');
+  });
+
+  test('a metrics address in use fails the start at once: exit 8, one line naming the address, no daemon left', async () => {
+    await daemon?.kill('SIGTERM');
+    setConfig({ listen: `127.0.0.1:${METRICS_PORT}` });
+    const squatter = await startTcpListener(topo.server.ns, '127.0.0.1', METRICS_PORT, 'not sesame');
+    try {
+      daemon = new Daemon(topo.server.ns, dir.configPath);
+      assert.equal(await daemon.exited, 8);
+      assert.equal(daemon.stderr.join('').trim(), `sesame: cannot open the metrics endpoint 127.0.0.1:${METRICS_PORT}: EADDRINUSE`);
+      assert.equal(daemon.events.some((e) => e.event === 'server.started'), false);
+    } finally {
+      await squatter.stop();
+    }
   });
 });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -134,4 +135,30 @@ test('a socket left by a dead daemon is replaced; a live socket and a plain file
     await again.close();
   }
   assert.equal(statSync(stalePath, { throwIfNoEntry: false }), undefined, 'closing removes the socket file');
+});
+
+test('connections are bounded: beyond maxConnections a connection is closed at once; a request not sent whole in time is dropped', async () => {
+  const endpoint = await openMetricsEndpoint(unix('c.sock'), async () => 'c 1\n', () => {}, { maxConnections: 2, requestTimeoutMs: 300 });
+  const path = join(dir, 'c.sock');
+  /** Connects and resolves with how long after connecting the listener closed the connection. */
+  const connection = (): { socket: Socket; closedAfterMs: Promise<number> } => {
+    const socket = connect(path);
+    socket.on('error', () => {});
+    const t = Date.now();
+    return { socket, closedAfterMs: new Promise((r) => socket.once('close', () => r(Date.now() - t))) };
+  };
+  try {
+    const held = [connection(), connection()];
+    await Promise.all(held.map((c) => new Promise((r) => c.socket.once('connect', r))));
+    for (const c of held) c.socket.write('GET /metr'); // half a request
+    const third = connection();
+    assert.ok(await third.closedAfterMs < 2000, 'the third connection is closed by the listener');
+    for (const c of held) {
+      const ms = await c.closedAfterMs;
+      assert.ok(ms >= 250 && ms < 4000, `a slow request is dropped after the timeout (took ${ms} ms)`);
+    }
+    assert.equal((await ask({ socketPath: path }, 'GET', '/metrics')).body, 'c 1\n', 'and the endpoint serves again');
+  } finally {
+    await endpoint.close();
+  }
 });
