@@ -16,7 +16,7 @@ export const EXIT = {
   notOpened: 6,
   /** The firewall backend could not start or is not permitted. */
   firewall: 7,
-  /** Network send failed, or the knock port or capture interface could not be opened. */
+  /** Network send failed, or the knock port, capture interface or metrics endpoint could not be opened. */
   network: 8,
   /** The state directory (the replay record) cannot be read or written. */
   state: 9,

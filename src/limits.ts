@@ -165,3 +165,22 @@ export const RATE_LIMIT = {
  * perInterval × (1 + those reasons) lines per interval: about 300 per 10 s if every reason floods, 20 for a junk flood.
  */
 export const DROP_LOG = { perInterval: 20, intervalMs: 10_000 } as const;
+
+/** The opt-in metrics endpoint (server/metrics-endpoint.ts) and what it measures (server/metrics.ts). */
+export const METRICS = {
+  /** Grant and revoke latency histograms: from a millisecond (a grant on an idle host takes ~4 ms) to 10 s. */
+  latencyBucketsSeconds: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  /** A kernel listing of the grants is reused for this long, so a burst of scrapes runs nft once. */
+  grantsReadMinIntervalMs: 1_000,
+  /** A kernel listing for a scrape that takes longer than this fails (the series is left out of that page). */
+  grantsReadTimeoutMs: 5_000,
+  /** Scrapers connected at once; more are refused by the listener. */
+  maxConnections: 8,
+  /** A request must arrive whole (headers included) within this; an idle kept-alive connection closes after it. */
+  requestTimeoutMs: 5_000,
+  maxHeaderBytes: 8_192,
+  /** A unix socket's mode: the daemon's user and group may scrape. */
+  unixSocketMode: 0o660,
+  /** sun_path holds 108 bytes with its terminating NUL. */
+  maxUnixPathBytes: 107,
+} as const;

@@ -1,4 +1,4 @@
-// Tiny node programs run inside a namespace (netns.ts): a TCP service, a TCP connect, a held TCP connection, a UDP sender. Trusts its caller's namespaces, addresses and ports; reads only these programs' own output.
+// Tiny node programs run inside a namespace (netns.ts): a TCP service, a TCP connect, a held TCP connection, a UDP sender, an HTTP request. Trusts its caller's namespaces, addresses and ports; reads only these programs' own output.
 import type { ChildProcess } from 'node:child_process';
 import { execIn, spawnIn, stopChild } from './netns.ts';
 import type { ExecResult } from './netns.ts';
@@ -30,6 +30,11 @@ readline.createInterface({ input: process.stdin }).on('line', (ms) => {
 const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
 const send = () => s.send(Buffer.from(hex, 'hex'), Number(port), host, (e) => { s.close(); if (e) { console.error(e.message); process.exit(1); } });
 if (from) s.bind({ address: from, port: 0 }, send); else send();`,
+  /** One HTTP request; prints the status code on the first line, then the body. */
+  http: `const http = require('node:http'); const [host, port, method, path] = process.argv.slice(1);
+const req = http.request({ host, port: Number(port), method, path, agent: false }, (res) => { let body = ''; res.setEncoding('utf8');
+res.on('data', (d) => { body += d; }); res.on('end', () => process.stdout.write(res.statusCode + '\\n' + body)); });
+req.setTimeout(5000, () => req.destroy(new Error('timeout'))); req.on('error', (e) => { console.error(e.message); process.exit(1); }); req.end();`,
 } as const;
 
 /** How long a program may run beyond its own timeout before it is killed. */
@@ -92,6 +97,14 @@ export async function tcpConnect(ns: string, host: string, port: number, timeout
 export async function sendUdp(ns: string, host: string, port: number, payload: Uint8Array, fromAddress?: string): Promise<void> {
   const out = await nodeIn(ns, PROGRAM.udp, [host, String(port), Buffer.from(payload).toString('hex'), fromAddress ?? ''], GRACE_MS);
   if (out.code !== 0) throw failure(`sending UDP to ${host}:${port}`, out);
+}
+
+/** One HTTP request from inside ns (the metrics endpoint on the namespace's loopback); rejects if no answer came. */
+export async function httpRequest(ns: string, host: string, port: number, path: string, method = 'GET'): Promise<{ status: number; body: string }> {
+  const out = await nodeIn(ns, PROGRAM.http, [host, String(port), method, path], GRACE_MS);
+  if (out.code !== 0) throw failure(`HTTP ${method} ${host}:${port}${path}`, out);
+  const newline = out.stdout.indexOf('\n');
+  return { status: Number(out.stdout.slice(0, newline)), body: out.stdout.slice(newline + 1) };
 }
 
 export interface HeldConnection {

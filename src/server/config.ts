@@ -12,6 +12,8 @@ import { DEFAULT_CONFIRM_PORTS, formatRange, inRange, parseRange } from '../port
 import type { PortRange } from '../port-range.ts';
 import { compileSchemaFile, invalid, schemaErrors } from '../schema.ts';
 import type { ValidateFunction } from '../schema.ts';
+import { isLoopback, parseMetricsListen } from './metrics-endpoint.ts';
+import type { MetricsListen } from './metrics-endpoint.ts';
 
 export type CaptureMode = 'udp' | 'pcap';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
@@ -51,6 +53,8 @@ export interface ServerConfig {
     readonly kernelPerSourcePerSecond: number;
     readonly kernelPerSourceBurst: number;
   };
+  /** Where the Prometheus endpoint listens; undefined: no endpoint. */
+  readonly metrics: MetricsListen | undefined;
 }
 
 /** The config as the schema guarantees it (optional keys may be absent). */
@@ -71,6 +75,18 @@ interface ConfigFile {
   capture?: { mode?: CaptureMode; interfaces?: string[] };
   firewall?: { table?: string };
   limits?: { perSourcePerSecond?: number; perSourceBurst?: number; maxSources?: number; maxReplayEntries?: number; maxGrants?: number; kernelPerSourcePerSecond?: number; kernelPerSourceBurst?: number };
+  metrics?: { listen: string; allowRemote?: boolean };
+}
+
+/** The metrics endpoint's address; a non-loopback one only with allowRemote, since it would show anyone that sesame runs. */
+function metricsListen(m: ConfigFile['metrics'], file: string, base: string, problems: string[]): MetricsListen | undefined {
+  if (m === undefined) return undefined;
+  const listen = parseMetricsListen(m.listen, base);
+  if (typeof listen === 'string') problems.push(`${file}: /metrics/listen: ${listen}`);
+  else if (listen.kind === 'tcp' && !isLoopback(listen.address) && m.allowRemote !== true) {
+    problems.push(`${file}: /metrics/listen: ${listen.text} is not a loopback address, and the endpoint would answer (and show that sesame runs to) anyone who reaches it: use 127.0.0.1, [::1] or unix:PATH, or set /metrics/allowRemote to true`);
+  } else return listen;
+  return undefined;
 }
 
 let validate: ValidateFunction<ConfigFile> | undefined;
@@ -112,8 +128,9 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
   if (defaultDurationSeconds > maxDurationSeconds) {
     problems.push(`${file}: /defaultDurationSeconds: ${defaultDurationSeconds} is more than maxDurationSeconds (${maxDurationSeconds})`);
   }
-  if (problems.length > 0) throw invalid(problems);
   const base = dirname(resolve(file));
+  const metrics = metricsListen(c.metrics, file, base, problems);
+  if (problems.length > 0) throw invalid(problems);
   const path = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
   const limits = c.limits ?? {};
   return {
@@ -143,6 +160,7 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
       kernelPerSourcePerSecond: limits.kernelPerSourcePerSecond ?? DEFAULT_LIMITS.kernelPerSourcePerSecond,
       kernelPerSourceBurst: limits.kernelPerSourceBurst ?? DEFAULT_LIMITS.kernelPerSourceBurst,
     },
+    metrics,
   };
 }
 

@@ -12,6 +12,8 @@ import { fingerprint } from '../protocol/keys.ts';
 import type { ServerKeys } from '../protocol/keys.ts';
 import { createLogger, DropLog } from './log.ts';
 import type { Logger } from './log.ts';
+import { fileSourceStatus, Metrics, serveMetrics } from './metrics.ts';
+import { countGrants } from './grant-count.ts';
 import { NftablesFirewall } from './nftables.ts';
 import { handlePacket } from './pipeline.ts';
 import type { PipelineDeps } from './pipeline.ts';
@@ -87,6 +89,8 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
   const now = (): number => Date.now();
   const replay = openReplay(config, now);
   const drops = new DropLog(log, { ...DROP_LOG, now });
+  const metrics = new Metrics();
+  const usersFile = fileSourceStatus(now);
   const capture = openCapture(config, drops);
   const firewall = new NftablesFirewall({ table: config.table });
   // On any failure from here on, leave nothing running (the nft helper would keep this process alive); the table stays.
@@ -105,7 +109,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
   await syncKernel(firewall, users, log).catch((err: unknown) => abandon(new OperatorError(`cannot read or update nftables table inet ${config.table}: ${errorMessage(err)}`, EXIT.firewall)));
   // Kernel changes after start are serialised: a reload's listing never interleaves with another's closing.
   let kernel: Promise<unknown> = Promise.resolve();
-  const serially = (task: () => Promise<void>): Promise<void> => {
+  const serially = <T>(task: () => Promise<T>): Promise<T> => {
     const run = kernel.then(task);
     kernel = run.catch(() => undefined);
     return run;
@@ -122,15 +126,20 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     now,
     log,
     drops,
-    resync: () => serially(() => trySyncKernel(firewall, users, log)),
+    resync: () => serially(() => trySyncKernel(firewall, users, log)).then(() => undefined),
+    metrics,
   };
 
   const reload = async (): Promise<void> => {
+    const seenMs = performance.now();
     let next: UserTable;
     try {
       requireTrusted(config.usersPath, 'users file', EXIT.config);
       next = loadUsers(config.usersPath);
+      metrics.reloaded('users', true);
+      usersFile.loaded();
     } catch (err) {
+      metrics.reloaded('users', false);
       log.error({ event: 'users.rejected', file: config.usersPath, errors: errorMessage(err).split('\n') }, 'users file refused; keeping the last good version');
       const narrowed = revocationsInRefused(config.usersPath);
       next = withRevoked(users, narrowed);
@@ -142,7 +151,9 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     log.info({ event: 'users.reloaded', users: next.users.size, keys: next.keys.size }, 'users file loaded');
     logChanges(log, before, next);
     const narrowed = lostOpenOther(policyChanges(before, next));
-    await serially(() => trySyncKernel(firewall, next, log, { lostOpenOther: narrowed, previous: before }));
+    const revoking = keyChanges(before, next).some((c) => c.kind === 'key.revoked');
+    const synced = await serially(() => trySyncKernel(firewall, next, log, { lostOpenOther: narrowed, previous: before }));
+    if (revoking && synced) metrics.revoked(performance.now() - seenMs);
   };
 
   // Server keys, limits, durations, log level and protected ports apply at once; the rest waits for a restart (logged).
@@ -155,8 +166,10 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
       nextServers = loadServerKeys(next);
     } catch (err) {
       log.error({ event: 'config.rejected', file: config.file, errors: errorMessage(err).split('\n') }, 'config refused; keeping the running one');
+      metrics.reloaded('config', false);
       return;
     }
+    metrics.reloaded('config', true);
     const plan = planReload(config, next);
     if (plan.needRestart.length > 0) log.warn({ event: 'config.restart_needed', settings: plan.needRestart }, 'these settings changed but apply only after a restart');
     config = plan.effective;
@@ -180,6 +193,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
       drops.record(DROP.internalError, source, { err: errorMessage(err).slice(0, 200) });
     }
   }).catch(abandon);
+  const endpoint = await serveMetrics(config.metrics, metrics, { drops: drops.totals, countGrants: () => countGrants(config.table), usersSource: usersFile.status, now, log }).catch(abandon);
 
   // Watch the directories: editors and `sesame user` replace files by rename, which a watch on the file itself would miss.
   const pending = new Map<string, NodeJS.Timeout>();
@@ -194,7 +208,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
   const housekeeping = setInterval(() => drops.flush(), DAEMON.housekeepingMs);
   housekeeping.unref();
   const stopTokens = everySlot(() => void refreshTokens(), now);
-  log.info({ event: 'server.started', serverKeys: servers.map((k) => fingerprint(k.publicKey)), knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map(formatAccess) }, 'sesame server started');
+  log.info({ event: 'server.started', serverKeys: servers.map((k) => fingerprint(k.publicKey)), knockPort: config.knockPort, capture: config.capture.mode, listen: config.listen.map((a) => a.text), table: config.table, users: users.users.size, protect: config.protect.map(formatAccess), metrics: endpoint?.text }, 'sesame server started');
 
   let resolveStopped = (): void => {};
   const stopped = new Promise<void>((resolve) => {
@@ -209,6 +223,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     for (const t of pending.values()) clearTimeout(t);
     for (const w of watchers) w.close();
     process.off('SIGHUP', hup);
+    await endpoint?.close();
     await capture.close();
     await replay.durable().catch(() => {});
     replay.close();

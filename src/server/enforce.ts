@@ -73,11 +73,13 @@ export async function syncKernel(firewall: Firewall, table: UserTable, log: Logg
   return closing;
 }
 
-/** syncKernel, with failures logged rather than thrown (a reload must not end the daemon). */
-export async function trySyncKernel(firewall: Firewall, table: UserTable, log: Logger, o: SyncOptions = {}): Promise<void> {
+/** syncKernel, with failures logged rather than thrown (a reload must not end the daemon); false if it failed. */
+export async function trySyncKernel(firewall: Firewall, table: UserTable, log: Logger, o: SyncOptions = {}): Promise<boolean> {
   try {
     await syncKernel(firewall, table, log, o);
+    return true;
   } catch (err) {
     log.error({ event: 'grant.close_failed', err: errorMessage(err) }, 'could not bring the firewall in line with the users file');
+    return false;
   }
 }

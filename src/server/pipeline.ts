@@ -15,6 +15,7 @@ import { GrantBookFullError, ownerOf } from './firewall.ts';
 import type { Firewall, Grant } from './firewall.ts';
 import { checkFreshness } from './freshness.ts';
 import type { DropLog, Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
 import { openBox } from './open.ts';
 import { decide } from './policy.ts';
 import type { ServerBounds } from './policy.ts';
@@ -42,6 +43,8 @@ export interface PipelineDeps {
   readonly confirmPorts?: PortRange;
   /** Brings the kernel in line with the users document again (enforce.ts), serialised with reloads. */
   readonly resync: () => Promise<void>;
+  /** Counts knocks whose grants are in the kernel, with their latency (drops are counted by `drops`). */
+  readonly metrics?: Metrics;
 }
 
 type Detail = Readonly<Record<string, string | number>>;
@@ -100,8 +103,10 @@ async function openGrants(d: PipelineDeps, key: AuthorizedKey, grants: readonly 
     else d.log.error({ event: 'grant.failed', user: key.user, err: errorMessage(err) }, 'could not open the firewall');
     return;
   }
+  const openMs = performance.now() - receivedMs;
+  d.metrics?.granted(openMs);
   for (const g of grants) {
-    d.log.info({ event: 'grant.opened', user: key.user, address: g.address.text, port: formatAccess(g.access), ttlSeconds: g.ttlSeconds, openMs: Math.round((performance.now() - receivedMs) * 100) / 100 }, 'grant opened');
+    d.log.info({ event: 'grant.opened', user: key.user, address: g.address.text, port: formatAccess(g.access), ttlSeconds: g.ttlSeconds, openMs: Math.round(openMs * 100) / 100 }, 'grant opened');
   }
   // The key may have been revoked while nft worked: a revocation never leaves behind a grant it could not see.
   const now = d.users().keys.get(toHex(key.keyId));

@@ -1,9 +1,9 @@
-// What a config reload may change in a running daemon: server keys, limits, durations, log level and protected ports apply at once; the knock port, capture, table, state and users file need a restart. Pure functions over validated configs.
+// What a config reload may change in a running daemon: server keys, limits, durations, log level and protected ports apply at once; the knock port, capture, table, state, users file and metrics endpoint need a restart. Pure functions over validated configs.
 import { formatAccess } from '../protocol/access.ts';
 import type { ServerConfig } from './config.ts';
 
 /** Settings a running daemon cannot change: its socket or capture, its table, where its state is, and what its replay record was loaded with. */
-const RESTART_ONLY = ['knockPort', 'listen', 'capture', 'table', 'stateDir', 'usersPath', 'windowMs', 'limits.maxReplayEntries'] as const;
+const RESTART_ONLY = ['knockPort', 'listen', 'capture', 'table', 'stateDir', 'usersPath', 'windowMs', 'limits.maxReplayEntries', 'metrics'] as const;
 
 type Setting = (c: ServerConfig) => unknown;
 
@@ -28,6 +28,7 @@ const SETTINGS: Readonly<Record<string, Setting>> = {
   usersPath: (c) => c.usersPath,
   windowMs: (c) => c.windowMs,
   'limits.maxReplayEntries': (c) => c.limits.maxReplayEntries,
+  metrics: (c) => c.metrics?.text ?? null,
 };
 
 export interface ConfigReload {
@@ -55,6 +56,7 @@ export function planReload(running: ServerConfig, next: ServerConfig): ConfigRel
     usersPath: running.usersPath,
     windowMs: running.windowMs,
     limits: { ...next.limits, maxReplayEntries: running.limits.maxReplayEntries },
+    metrics: running.metrics,
   };
   return {
     effective,

@@ -42,7 +42,7 @@ const notRoot = process.getuid?.() === 0 ? undefined : 'sesame server init gives
 
 test('the unit runs the packaged command on the config init writes, and keeps its state where init puts it', () => {
   const unit = unitLines();
-  for (const line of [`ExecStartPre=/usr/bin/sesame server -c ${DEFAULT_SERVER_CONFIG} --check`, `ExecStart=/usr/bin/sesame server -c ${DEFAULT_SERVER_CONFIG}`, 'Group=sesame', 'StateDirectoryMode=0700', 'ConfigurationDirectoryMode=0750']) {
+  for (const line of [`ExecStartPre=/usr/bin/sesame server -c ${DEFAULT_SERVER_CONFIG} --check`, `ExecStart=/usr/bin/sesame server -c ${DEFAULT_SERVER_CONFIG}`, 'Group=sesame', 'StateDirectoryMode=0700', 'ConfigurationDirectoryMode=0750', 'RuntimeDirectory=sesame', 'RuntimeDirectoryMode=0750']) {
     assert.ok(unit.includes(line), `missing ${line}`);
   }
   assert.equal(DEFAULTS.stateDir, '/var/lib/sesame', 'StateDirectory=sesame is /var/lib/sesame, the state directory init writes by default');

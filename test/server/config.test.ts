@@ -93,6 +93,38 @@ test('every config error names the file, the JSON path and what was expected', (
   for (const [json, pattern] of cases) assert.match(refusal(() => parseConfig(json, '/x/c.json')), pattern);
 });
 
+test('metrics: off unless configured; loopback or a unix socket; a public address is refused without allowRemote', () => {
+  assert.equal(parseConfig(minimal, '/x/c.json').metrics, undefined);
+  const listen = (metrics: unknown): string | undefined => parseConfig({ ...minimal, metrics }, '/x/c.json').metrics?.text;
+  assert.equal(listen({ listen: '127.0.0.1:9462' }), '127.0.0.1:9462');
+  assert.equal(listen({ listen: '127.0.0.53:9462' }), '127.0.0.53:9462');
+  assert.equal(listen({ listen: '[::1]:9462' }), '[::1]:9462');
+  assert.equal(listen({ listen: 'unix:/run/sesame/metrics.sock' }), 'unix:/run/sesame/metrics.sock');
+  assert.equal(listen({ listen: 'unix:metrics.sock' }), 'unix:/x/metrics.sock', 'relative to the config file');
+  assert.equal(listen({ listen: '0.0.0.0:9462', allowRemote: true }), '0.0.0.0:9462');
+  assert.equal(listen({ listen: '[2001:db8::7]:9462', allowRemote: true }), '[2001:db8::7]:9462');
+  const publicRefusal = /^\/x\/c\.json: \/metrics\/listen: (0\.0\.0\.0:9462|\[::\]:9462|203\.0\.113\.5:9462|\[2001:db8::7\]:9462) is not a loopback address.*set \/metrics\/allowRemote to true$/;
+  for (const address of ['0.0.0.0:9462', '[::]:9462', '203.0.113.5:9462', '[2001:db8::7]:9462']) {
+    assert.match(refusal(() => parseConfig({ ...minimal, metrics: { listen: address } }, '/x/c.json')), publicRefusal);
+    assert.match(refusal(() => parseConfig({ ...minimal, metrics: { listen: address, allowRemote: false } }, '/x/c.json')), publicRefusal);
+  }
+  const cases: [unknown, RegExp][] = [
+    [{ listen: 'localhost:9462' }, /^\/x\/c\.json: \/metrics\/listen: expected IPv4:PORT, \[IPv6\]:PORT or unix:PATH .*got "localhost:9462"$/],
+    [{ listen: '127.0.0.1' }, /\/metrics\/listen: expected IPv4:PORT/],
+    [{ listen: '127.0.0.1:0' }, /\/metrics\/listen: expected IPv4:PORT/],
+    [{ listen: '127.0.0.1:65536' }, /\/metrics\/listen: expected IPv4:PORT/],
+    [{ listen: '::1:9462' }, /\/metrics\/listen: expected IPv4:PORT/],
+    [{ listen: '[127.0.0.1]:9462' }, /\/metrics\/listen: expected IPv4:PORT/],
+    [{ listen: 'unix:' }, /\/metrics\/listen: expected unix:PATH/],
+    [{ listen: `unix:/${'a'.repeat(110)}` }, /\/metrics\/listen: the socket path .* is longer than 107 bytes/],
+    [{ listen: '' }, /\/metrics\/listen: must NOT have fewer than 1 characters/],
+    [{}, /\/metrics: missing required key "listen"/],
+    [{ listen: '127.0.0.1:9462', port: 1 }, /\/metrics: unknown key "port"/],
+    [{ listen: '0.0.0.0:9462', allowRemote: 'yes' }, /\/metrics\/allowRemote: must be boolean/],
+  ];
+  for (const [metrics, pattern] of cases) assert.match(refusal(() => parseConfig({ ...minimal, metrics }, '/x/c.json')), pattern);
+});
+
 const keyLine = (): string => formatKeyLine(KEY_TYPE.userPublic, generateUserKeys().publicKey, 'test').trim();
 
 test('users: O(1) lookup by key id, policies, OpenSSH keys, revoked flag', () => {
