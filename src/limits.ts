@@ -124,3 +124,18 @@ export const RATE_LIMIT = { evictScanEveryMs: 100 } as const;
  * perInterval × (1 + those reasons) lines per interval: about 300 per 10 s if every reason floods, 20 for a junk flood.
  */
 export const DROP_LOG = { perInterval: 20, intervalMs: 10_000 } as const;
+
+/** The client's ssh-agent and passphrase prompts. */
+export const AGENT = {
+  /** OpenSSH's own cap on an agent message (AGENT_MAX_LEN): a longer answer is refused unread. */
+  maxMessageBytes: 256 * 1024,
+  /** An agent may ask its user to confirm a signature (ssh-add -c): long enough for a person, not forever. */
+  timeoutMs: 60_000,
+} as const;
+
+export const PASSPHRASE = {
+  /** readpassphrase's buffer in ssh is 1024 bytes; longer input is refused rather than cut. */
+  maxBytes: 1024,
+  /** bcrypt-pbkdf rounds for keys sesame keygen encrypts: ssh-keygen's default. */
+  kdfRounds: 16,
+} as const;

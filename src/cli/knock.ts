@@ -128,10 +128,10 @@ function portsFlag(text: string | undefined): readonly Access[] | undefined {
   return unique;
 }
 
-async function settingsFrom(name: string, v: CommonValues, options: KnockOptions): Promise<{ settings: KnockSettings; configFile: string }> {
+async function settingsFrom(name: string, v: CommonValues, options: KnockOptions): Promise<{ settings: KnockSettings; configFile: string; profiles: string[] }> {
   const configFile = v.config ?? defaultConfigPath();
   const config = await loadClientConfig(configFile, v.config !== undefined);
-  return { settings: settingsFor(name, options, config), configFile };
+  return { settings: settingsFor(name, options, config), configFile, profiles: [...(config?.profiles.keys() ?? [])] };
 }
 
 /** Starts resolving while the keys load; a key error still wins, because it is awaited first. */
@@ -152,14 +152,14 @@ export async function knock(argv: string[], io: Io = STDIO): Promise<number> {
   if (values.wait === true && values['print-packet'] === true) throw usage('knock', '--wait and --print-packet exclude each other');
   if (values.timeout !== undefined && values.wait !== true) throw usage('knock', '--timeout only applies with --wait');
   const options = optionsFrom('knock', values, portsFlag(values.ports));
-  const { settings: s, configFile } = await settingsFrom(name, values, options);
+  const { settings: s, configFile, profiles } = await settingsFrom(name, values, options);
   const tcp = s.access.find((a) => a.proto === 'tcp');
   if (values.wait === true && tcp === undefined) throw usage('knock', '--wait checks the first tcp port, and no tcp port is requested');
   const target = values['print-packet'] === true ? undefined : resolveEarly(s);
-  const knocker = await prepareKnock(s, configFile);
+  const knocker = await prepareKnock(s, configFile, name, profiles);
   if (values.verbose === true) io.err(`sesame: ${knocker.used.replaceAll('\n', '\nsesame: ')}\n`);
   if (target === undefined) {
-    io.out(`${toHex(knocker.build())}\n`);
+    io.out(`${toHex(await knocker.build())}\n`);
     return EXIT.ok;
   }
   const t = await target;
@@ -167,7 +167,7 @@ export async function knock(argv: string[], io: Io = STDIO): Promise<number> {
   if (values.wait !== true || tcp === undefined) {
     const sender = openSender(t, s.knockPort);
     try {
-      await sender.send(knocker.build());
+      await sender.send(await knocker.build());
     } finally {
       sender.close();
     }
@@ -190,9 +190,9 @@ export async function sshProxy(argv: string[], io: Io = STDIO): Promise<number> 
   if (name === undefined || portText === undefined || extra !== undefined) throw usage('ssh-proxy', 'expected HOST PORT');
   const port = integer('ssh-proxy', 'PORT', portText, 1, 65_535);
   const options = optionsFrom('ssh-proxy', values, [{ proto: 'tcp', port }]);
-  const { settings: s, configFile } = await settingsFrom(name, values, options);
+  const { settings: s, configFile, profiles } = await settingsFrom(name, values, options);
   const target = resolveEarly(s);
-  const knocker = await prepareKnock(s, configFile);
+  const knocker = await prepareKnock(s, configFile, name, profiles);
   if (values.verbose === true) io.err(`sesame: ${knocker.used.replaceAll('\n', '\nsesame: ')}\n`);
   const opened = await knockAndWait(s, knocker, await target, port);
   return relay(opened.socket, process.stdin, process.stdout, (line) => io.err(`sesame: ${line}\n`));

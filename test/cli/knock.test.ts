@@ -16,7 +16,7 @@ import { checkKnock } from '../helpers/verdict.ts';
 import type { CheckContext } from '../helpers/verdict.ts';
 import { knock, sshProxy } from '../../src/cli/knock.ts';
 import { EXIT, OperatorError } from '../../src/errors.ts';
-import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../../src/protocol/keyfile.ts';
+import { formatKeyLine, KEY_TYPE, sshFingerprint, writeKeyPair } from '../../src/protocol/keyfile.ts';
 import { deriveKeyId, fingerprint, generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
 import type { ServerKeys, UserKeys } from '../../src/protocol/keys.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
@@ -145,7 +145,7 @@ describe('--print-packet', () => {
     const r = await run(knock, ['example.invalid', ...keyArgs(), '--print-packet', '-v']);
     assert.equal(r.code, EXIT.ok, r.err);
     assert.match(r.out, /^[0-9a-f]+\n$/, 'stdout still carries only the packet');
-    assert.ok(r.err.includes(`identity ${identity} (key id ${toHex(deriveKeyId(user.publicKey))}, ${fingerprint(user.publicKey)})`), r.err);
+    assert.ok(r.err.includes(`identity: file ${identity} (sesame private key; ${fingerprint(user.publicKey)}, ssh-add -l: ${sshFingerprint(user.publicKey)}, key id ${toHex(deriveKeyId(user.publicKey))})`), r.err);
     assert.ok(r.err.includes(`server key ${fingerprint(server.publicKey)} (${serverPub})`), r.err);
     assert.equal((await run(knock, ['example.invalid', ...keyArgs(), '--print-packet'])).err, '', 'quiet without it');
   });

@@ -133,7 +133,7 @@ describe('the Debian package', { skip }, () => {
     assert.match(again.stderr, /already holds a sesame setup/);
     assert.equal(readFileSync(join(etc(), 'server.key'), 'utf8'), key, 'the key is untouched');
 
-    must(await run('sesame', ['keygen', '-f', join(tmp, 'alice'), '-C', 'alice@test']), 'sesame keygen');
+    must(await run('sesame', ['keygen', '-f', join(tmp, 'alice'), '-C', 'alice@test', '-N', '']), 'sesame keygen');
     must(await run('sesame', ['user', 'add', 'alice', '--key', join(tmp, 'alice.pub'), '-c', config()]), 'sesame user add');
     const users = statSync(join(etc(), 'users.json'));
     assert.deepEqual([users.uid, users.gid, modeOf(users)], [0, gid, '0640'], 'an edit keeps the owner and mode');
