@@ -9,7 +9,7 @@ import { formatAccess } from '../protocol/access.ts';
 import { WIRE } from '../protocol/layout.ts';
 import { toHex } from '../protocol/bytes.ts';
 import { knockAndWait, prepareKnock } from '../client/knocker.ts';
-import { CONFIG_HELP, DEFAULT_TIMEOUT_SECONDS, defaultConfigPath, expandPath, loadClientConfig, settingsFor } from '../client/profile.ts';
+import { CONFIG_HELP, DEFAULT_TIMEOUT_SECONDS, defaultConfigPath, expandIdentity, expandPath, loadClientConfig, settingsFor } from '../client/profile.ts';
 import type { KnockOptions, KnockSettings } from '../client/profile.ts';
 import { relay } from '../client/relay.ts';
 import { openSender, resolveHost } from '../client/send.ts';
@@ -30,7 +30,9 @@ The server never answers a knock; --wait checks that the port opened.
   -d, --duration SECONDS  how long they should stay open (default: the server's; its policy caps it)
       --open ADDRESS      open for ADDRESS instead of the knock's source address (behind NAT);
                           the server applies it only if your key may
-  -i, --identity FILE     your private key (default ~/.config/sesame/id_ed25519; create it with "sesame keygen")
+  -i, --identity KEY      your key: a private key file (sesame or OpenSSH ed25519; a passphrase is asked on the
+                          terminal), a public key file whose key is in ssh-agent (SSH_AUTH_SOCK), or an agent
+                          key's SHA256:FINGERPRINT (default ~/.config/sesame/id_ed25519; "sesame keygen" makes it)
       --server-key FILE   the server's public key file ("sesame-x25519 BASE64 comment"), from its admin
       --knock-port N      the server's UDP knock port (default ${DEFAULTS.knockPort})
   -4, -6                  use IPv4 only / IPv6 only
@@ -107,7 +109,7 @@ function optionsFrom(command: string, v: CommonValues, access: readonly Access[]
     ...(family === undefined ? {} : { family }),
     ...(v['knock-port'] === undefined ? {} : { knockPort: integer(command, '--knock-port', v['knock-port'], 1, 65_535) }),
     ...(v['server-key'] === undefined ? {} : { serverKey: { kind: 'file', path: expandPath(v['server-key'], process.cwd()) } }),
-    ...(v.identity === undefined ? {} : { identity: expandPath(v.identity, process.cwd()) }),
+    ...(v.identity === undefined ? {} : { identity: expandIdentity(v.identity, process.cwd()) }),
     ...(access === undefined ? {} : { access }),
     ...(v.duration === undefined ? {} : { durationSeconds: integer(command, '--duration', v.duration, 1, CEILING.durationSeconds) }),
     ...(openAddress === undefined ? {} : { openAddress }),

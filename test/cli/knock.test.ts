@@ -300,6 +300,33 @@ describe('errors: one exit code each, with what to do', () => {
     for (const text of ['no server public key', 'admin', '--server-key FILE', '"serverKey" in a profile']) assert.ok(r.err.includes(text), `${text} not in ${r.err}`);
   });
 
+  test('a mistyped profile name is told apart from a host without --server-key', async () => {
+    const config = join(dir, 'typo.json');
+    writeFileSync(config, JSON.stringify({ profiles: { bastion: { host: 'bastion.invalid', serverKey: serverPub }, lab: { host: 'lab.invalid' } } }));
+    const typo = await run(knock, ['bastoin', '-i', identity, '--print-packet', '--config', config]);
+    assert.equal(typo.code, EXIT.config, typo.err);
+    assert.match(typo.err, /"bastoin" is not a profile in .*typo\.json \(profiles: bastion, lab\)/);
+    assert.match(typo.err, /pass --server-key FILE/);
+    assert.doesNotMatch(typo.err, /no server public key/);
+    const keyless = await run(knock, ['lab', '-i', identity, '--print-packet', '--config', config]);
+    assert.equal(keyless.code, EXIT.key, keyless.err);
+    assert.match(keyless.err, /profile "lab" in .*typo\.json has no "serverKey"/);
+    assert.equal((await run(knock, ['bastoin', '-i', identity, '--server-key', serverPub, '--print-packet', '--config', config])).code, EXIT.ok, 'with --server-key it is a host name');
+  });
+
+  test('-i with a public key file and no ssh-agent: says the key must be in the agent, with no chmod advice', async () => {
+    const saved = process.env['SSH_AUTH_SOCK'];
+    delete process.env['SSH_AUTH_SOCK'];
+    try {
+      const r = await run(knock, ['example.invalid', '-i', `${identity}.pub`, '--server-key', serverPub, '--print-packet']);
+      assert.equal(r.code, EXIT.key);
+      assert.match(r.err, /id_ed25519\.pub .*names a key in ssh-agent, but SSH_AUTH_SOCK is not set .*or pass -i .*id_ed25519\)/);
+      assert.doesNotMatch(r.err, /chmod|too open/);
+    } finally {
+      if (saved !== undefined) process.env['SSH_AUTH_SOCK'] = saved;
+    }
+  });
+
   test('a server key file that is not one: EXIT.key naming the file', async () => {
     const r = await run(knock, ['example.invalid', '-i', identity, '--server-key', join(dir, 'id_ed25519.pub'), '--print-packet']);
     assert.equal(r.code, EXIT.key);

@@ -1,7 +1,7 @@
 // Identities with the real OpenSSH tools: ssh-keygen keys with and without a passphrase, a real ssh-agent (ssh-add through SSH_ASKPASS), the agent-signature vector, and which identity -i picks. No network namespaces: the agent is a local socket.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -11,8 +11,10 @@ import { openIdentity } from '../../src/client/identity.ts';
 import type { IdentityContext } from '../../src/client/identity.ts';
 import { OperatorError } from '../../src/errors.ts';
 import { fromHex, toHex, userPublicKey } from '../../src/protocol/bytes.ts';
-import { loadSigningKey, parseUserPublicKey, readUserPublicKey, sshFingerprint } from '../../src/protocol/keyfile.ts';
-import { fingerprint, userKeysFromSeed } from '../../src/protocol/keys.ts';
+import { formatKeyLine, KEY_TYPE, loadSigningKey, parseUserPublicKey, readUserPublicKey, sshFingerprint } from '../../src/protocol/keyfile.ts';
+import { deriveKeyId, fingerprint, generateServerKeys, userKeysFromSeed } from '../../src/protocol/keys.ts';
+import { knock } from '../../src/cli/knock.ts';
+import { checkKnock } from '../helpers/verdict.ts';
 import { loadSodium, sodium } from '../../src/protocol/sodium.ts';
 import type { Prompt } from '../../src/passphrase.ts';
 import { opensshKeyFromSeed, startAgent, writePrivate } from '../helpers/ssh-agent.ts';
@@ -126,6 +128,35 @@ describe('identities with real OpenSSH tools', { skip }, () => {
       const message = new TextEncoder().encode(`knock via ${identity}`);
       assert.ok(sodium().crypto_sign_verify_detached(await signer.sign(message), message, pub), identity);
     }
+  });
+
+  test('a profile\'s "identity": "SHA256:..." knocks with the agent key; the server code accepts the packet', async () => {
+    const pub = readUserPublicKey(`${locked}.pub`).key;
+    const server = generateServerKeys();
+    const serverPub = join(dir, 'srv.pub');
+    writeFileSync(serverPub, formatKeyLine(KEY_TYPE.serverPublic, server.publicKey, 'srv'));
+    const config = join(dir, 'client.json');
+    writeFileSync(config, JSON.stringify({ profiles: { prod: { host: 'prod.invalid', serverKey: 'srv.pub', identity: sshFingerprint(pub) } } }));
+    let out = '';
+    let err = '';
+    const saved = process.env['SSH_AUTH_SOCK'];
+    process.env['SSH_AUTH_SOCK'] = agent.socket;
+    try {
+      await knock(['prod', '--print-packet', '-v', '--config', config], { out: (t) => void (out += t), err: (t) => void (err += t) });
+    } finally {
+      if (saved === undefined) delete process.env['SSH_AUTH_SOCK'];
+      else process.env['SSH_AUTH_SOCK'] = saved;
+    }
+    assert.match(err, new RegExp(`identity: ssh-agent key .*chosen by ${sshFingerprint(pub).replace(/[+/]/g, '\\$&')}`));
+    const id = deriveKeyId(userPublicKey(pub));
+    const verdict = checkKnock(fromHex(out.trim()) ?? assert.fail('hex'), {
+      server,
+      lookup: (k) => (toHex(k) === toHex(id) ? { keyId: id, publicKey: userPublicKey(pub), user: 'alice', revoked: false } : undefined),
+      nowMs: Date.now(),
+      windowMs: 30_000,
+    });
+    assert.ok(verdict.ok, verdict.ok ? '' : verdict.reason);
+    assert.equal(verdict.value.key.user, 'alice');
   });
 
   test('a file key says so with --verbose; an agent key that is missing, or no agent at all, is a clear error', async () => {
