@@ -8,7 +8,7 @@ import { toHex } from '../protocol/bytes.ts';
 import { EXIT, OperatorError } from '../errors.ts';
 import { requirePrintable } from '../text.ts';
 import { deriveKeyId, fingerprint, generateServerKeys } from '../protocol/keys.ts';
-import { formatKeyLine, KEY_TYPE, parseUserPublicKey, publicPathFor, sshFingerprint, writeKeyPair } from '../protocol/keyfile.ts';
+import { formatKeyLine, KEY_TYPE, parseUserPublicKey, publicPathFor, refuseExistingPair, sshFingerprint, writeKeyPair } from '../protocol/keyfile.ts';
 import { loadSodium } from '../protocol/sodium.ts';
 
 const HELP = `usage: sesame keygen [-f PATH] [-C COMMENT] [-N PASSPHRASE] [--force]
@@ -62,6 +62,7 @@ export async function keygen(argv: string[]): Promise<number> {
     process.stdout.write(`Wrote server private key ${path} (0600) and public key ${pub}.\nFingerprint: ${fingerprint(keys.publicKey)}\nGive ${pub} to your users; keep ${path} on the server only.\n`);
     return EXIT.ok;
   }
+  refuseExistingPair(path, force);
   const passphrase = values.passphrase ?? (await askNewPassphrase());
   const { generateOpenSshKey } = await import('../protocol/openssh.ts');
   const pair = generateOpenSshKey(values.comment ?? defaultComment(), passphrase);

@@ -6,7 +6,7 @@ import { errorMessage, EXIT, OperatorError } from '../errors.ts';
 import { fileExists, FileExistsError, readNoFollow, readText, writeFileAtomic } from '../files.ts';
 import { serverKeysFromSecret, userKeysFromSeed } from './keys.ts';
 import type { ServerKeys, UserKeys } from './keys.ts';
-import { sodium } from './sodium.ts';
+import { loadSodium, sodium } from './sodium.ts';
 import type { Prompt } from '../passphrase.ts';
 
 export const KEY_TYPE = {
@@ -141,10 +141,15 @@ export function publicPathFor(path: string): string {
 }
 
 /** Writes PATH (secret, 0600) and its public half (0644, publicPathFor); refuses if either exists unless force. */
-export function writeKeyPair(path: string, secretLine: string, publicLine: string, force: boolean, publicPath = publicPathFor(path)): void {
+/** Refuses (without force) when either file of a key pair exists: checked before keygen asks for a passphrase, and again when writing. */
+export function refuseExistingPair(path: string, force: boolean, publicPath = publicPathFor(path)): void {
   if (!force) {
     for (const p of [path, publicPath]) if (fileExists(p)) throw keyError(`${p} already exists; not overwriting it (use --force to replace it)`);
   }
+}
+
+export function writeKeyPair(path: string, secretLine: string, publicLine: string, force: boolean, publicPath = publicPathFor(path)): void {
+  refuseExistingPair(path, force, publicPath);
   writeKeyFile(path, secretLine, 0o600, force);
   writeKeyFile(publicPath, publicLine, 0o644, force);
 }
@@ -193,10 +198,10 @@ async function readOpenSsh(path: string, text: string, prompt: Prompt | undefine
 /**
  * The one loader of user (and admin) signing keys: a sesame private key file, or an OpenSSH Ed25519 private key file
  * (encrypted ones ask for the passphrase with `prompt`, by default on the terminal or through SSH_ASKPASS, as ssh
- * does). Refused, naming the file: a public key, a key others can read, a symbolic link, anything else. Needs
- * loadSodium() to have resolved.
+ * does). Refused, naming the file: a public key, a key others can read, a symbolic link, anything else.
  */
 export async function loadSigningKey(path: string, prompt?: Prompt): Promise<SigningKey> {
+  await loadSodium();
   const { text, mode } = readNoFollow(path, 'private key', EXIT.key);
   refusePublicKey(path, text);
   checkPrivateKeyMode(path, mode);
