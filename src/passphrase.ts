@@ -96,7 +96,7 @@ export const terminalPrompt: Prompt = async (prompt) => {
   const route = promptRoute(process.env, openTty);
   if (route.kind === 'askpass') return askpass(route.program, prompt);
   if (route.kind === 'tty') return readTty(route.fd, prompt);
-  throw new OperatorError(`${prompt.replace(/:\s*$/, '')}: no terminal to ask on (and no SSH_ASKPASS with DISPLAY, or SSH_ASKPASS_REQUIRE=force)`, EXIT.key);
+  throw new OperatorError(`${prompt.replace(/:\s*$/, '')}: no terminal to ask on (and no SSH_ASKPASS with DISPLAY, or SSH_ASKPASS_REQUIRE=force); or ssh-add the key and sign through ssh-agent`, EXIT.key);
 };
 
 /** Closes a descriptor promptRoute opened when the route is not used (tests). */

@@ -63,7 +63,7 @@ or in ~/.ssh/config (%n, the name as typed, matches a profile named after an ssh
       ProxyCommand sesame ssh-proxy %n %p
 
 Options, as for "sesame knock" (flags, then the profile named HOST, whose "host" is the real host, then defaults):
-  -i, --identity FILE  --server-key FILE  --knock-port N  -4  -6  -d, --duration SECONDS  --open ADDRESS
+  -i, --identity KEY  --server-key FILE  --knock-port N  -4  -6  -d, --duration SECONDS  --open ADDRESS
   --timeout SECONDS (default ${DEFAULT_TIMEOUT_SECONDS})  --config FILE  -v, --verbose  -h, --help
 The profile's "ports" are not used: the knock asks for tcp/PORT only.
 

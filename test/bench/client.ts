@@ -30,12 +30,18 @@ interface Row {
   readonly minusMs?: number;
 }
 
+/** Runs that failed and were run again (a loaded machine: sshd has closed a login at times); printed with the figures. */
+const retried: string[] = [];
+
 async function timed(run: () => Promise<ExecResult>, what: string): Promise<{ ms: number; r: ExecResult }> {
-  const t0 = performance.now();
-  const r = await run();
-  const ms = performance.now() - t0;
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}): ${r.stderr.trim()}`);
-  return { ms, r };
+  for (let attempt = 1; ; attempt++) {
+    const t0 = performance.now();
+    const r = await run();
+    const ms = performance.now() - t0;
+    if (r.code === 0) return { ms, r };
+    if (attempt === 3) throw new Error(`${what} failed (exit ${r.code}): ${r.stderr.trim()}`);
+    retried.push(`${what}: exit ${r.code}, ${r.stderr.trim().split('\n').pop() ?? ''}`);
+  }
 }
 
 function table(rows: readonly Row[]): string {
@@ -126,13 +132,15 @@ try {
   // With the agent, interleaved with plain ssh: both to SSH_PORT, which carol's knocks keep open (each run knocks again).
   const agentEnv = { ...process.env, SSH_AUTH_SOCK: agent.socket };
   const agentProxy = ['-o', `ProxyCommand=${[process.execPath, CLI, 'ssh-proxy', '%h', '%p', '-i', `${carol}.pub`, ...identity.slice(2)].join(' ')}`];
-  const viaAgent = (): Promise<ExecResult> => execIn(topo.client.ns, sshd.ssh(host, SSH_PORT, ['true'], agentProxy), { timeoutMs: 30_000, env: agentEnv });
+  // ssh's ConnectTimeout (3 s in the helper) covers the banner exchange, so a ProxyCommand on a loaded machine gets more.
+  const patient = (argv: string[]): string[] => argv.map((a) => (a === 'ConnectTimeout=3' ? 'ConnectTimeout=30' : a));
+  const viaAgent = (): Promise<ExecResult> => execIn(topo.client.ns, patient(sshd.ssh(host, SSH_PORT, ['true'], agentProxy)), { timeoutMs: 60_000, env: agentEnv });
   await timed(viaAgent, 'warm-up ssh via ssh-proxy with the agent');
   const sshAgent: number[] = [];
   const sshPlainPaired: number[] = [];
   for (let i = 0; i < AGENT_RUNS; i++) {
     sshAgent.push((await timed(viaAgent, 'ssh via ssh-proxy with the agent')).ms);
-    sshPlainPaired.push((await timed(() => inClient(sshd.ssh(host, SSH_PORT, ['true'])), 'plain ssh')).ms);
+    sshPlainPaired.push((await timed(() => inClient(patient(sshd.ssh(host, SSH_PORT, ['true']))), 'plain ssh')).ms);
   }
   const med = (xs: readonly number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
 
@@ -148,6 +156,7 @@ try {
     { label: 'ssh true via ssh-proxy -i KEY.pub (ssh-agent signs), port open', ms: sshAgent },
     { label: 'ssh true, plain, port open (interleaved with the row above)', ms: sshPlainPaired },
   ]));
+  if (retried.length > 0) console.log(`runs repeated after a failure (not counted): ${retried.length}\n  ${retried.join('\n  ')}`);
   console.log(`ssh-proxy with the agent costs ${(med(sshAgent) - med(sshPlainPaired)).toFixed(0)} ms over plain ssh (medians of ${AGENT_RUNS} interleaved runs each; target <= 100 ms)`);
   console.log(`knock-to-open as the CLI reports it ("N ms after the knock"), fresh ports: median ${percentile(sortedReported, 50)} ms, p95 ${percentile(sortedReported, 95)} ms over ${sortedReported.length} runs`);
 } finally {
