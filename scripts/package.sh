@@ -53,10 +53,12 @@ echo "== production dependencies (npm ci --omit=dev)"
 cp "$repo/package-lock.json" "$lib/package-lock.json"
 (cd "$lib" && npm ci --omit=dev --no-audit --no-fund --loglevel=error >"$work/npm.log" 2>&1) || { cat "$work/npm.log" >&2; die "npm ci --omit=dev failed"; }
 
-# Only what runs: no build-time or optional native helpers (msgpackr works without msgpackr-extract), no docs, types,
+# Only what runs: no build-time or optional native helpers (msgpackr works without msgpackr-extract, ssh2 without
+# cpu-features and its own crypto binding: sesame uses only its key parser and generator), no docs, types,
 # sources or tests of the dependencies.
 rm -rf "$lib/package-lock.json" "$nm/.package-lock.json" "$nm/.bin" "$nm/nan" "$nm/msgpackr-extract" "$nm/@msgpackr-extract" \
-  "$nm/node-gyp-build-optional-packages" "$nm/detect-libc"
+  "$nm/node-gyp-build-optional-packages" "$nm/detect-libc" "$nm/cpu-features" "$nm/ssh2/lib/protocol/crypto/src" "$nm/ssh2/lib/protocol/crypto/build" \
+  "$nm/ssh2/install.js"
 find "$nm" -type f \( -name '*.md' -o -name '*.markdown' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
   -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.prettierrc*' -o -name '.editorconfig' -o -name 'tsconfig*.json' \
   -o -name '*.yml' -o -name '*.yaml' -o -name '*.gyp' -o -name '*.gypi' \) -delete

@@ -184,3 +184,18 @@ export const METRICS = {
   /** sun_path holds 108 bytes with its terminating NUL. */
   maxUnixPathBytes: 107,
 } as const;
+
+/** The client's ssh-agent and passphrase prompts. */
+export const AGENT = {
+  /** OpenSSH's own cap on an agent message (AGENT_MAX_LEN): a longer answer is refused unread. */
+  maxMessageBytes: 256 * 1024,
+  /** An agent may ask its user to confirm a signature (ssh-add -c): long enough for a person, not forever. */
+  timeoutMs: 60_000,
+} as const;
+
+export const PASSPHRASE = {
+  /** readpassphrase's buffer in ssh is 1024 bytes; longer input is refused rather than cut. */
+  maxBytes: 1024,
+  /** bcrypt-pbkdf rounds for keys sesame keygen encrypts: ssh-keygen's default. */
+  kdfRounds: 16,
+} as const;

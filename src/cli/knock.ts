@@ -9,7 +9,7 @@ import { formatAccess } from '../protocol/access.ts';
 import { WIRE } from '../protocol/layout.ts';
 import { toHex } from '../protocol/bytes.ts';
 import { knockAndWait, prepareKnock } from '../client/knocker.ts';
-import { CONFIG_HELP, DEFAULT_TIMEOUT_SECONDS, defaultConfigPath, expandPath, loadClientConfig, settingsFor } from '../client/profile.ts';
+import { CONFIG_HELP, DEFAULT_TIMEOUT_SECONDS, defaultConfigPath, expandIdentity, expandPath, loadClientConfig, settingsFor } from '../client/profile.ts';
 import type { KnockOptions, KnockSettings } from '../client/profile.ts';
 import { relay } from '../client/relay.ts';
 import { DEFAULT_CONFIRM_PORTS, formatRange, parseRange } from '../port-range.ts';
@@ -32,7 +32,9 @@ The server never answers a knock; --wait checks that its firewall confirms this 
   -d, --duration SECONDS  how long they should stay open (default: the server's; its policy caps it)
       --open ADDRESS      open for ADDRESS instead of the knock's source address (behind NAT);
                           the server applies it only if your key may
-  -i, --identity FILE     your private key (default ~/.config/sesame/id_ed25519; create it with "sesame keygen")
+  -i, --identity KEY      your key: a private key file (sesame or OpenSSH ed25519; a passphrase is asked on the
+                          terminal), a public key file whose key is in ssh-agent (SSH_AUTH_SOCK), or an agent
+                          key's SHA256:FINGERPRINT (default ~/.config/sesame/id_ed25519; "sesame keygen" makes it)
       --server-key FILE   the server's public key file ("sesame-x25519 BASE64 comment"), from its admin
       --knock-port N      the server's UDP knock port (default ${DEFAULTS.knockPort})
   -4, -6                  use IPv4 only / IPv6 only
@@ -66,7 +68,7 @@ or in ~/.ssh/config (%n, the name as typed, matches a profile named after an ssh
       ProxyCommand sesame ssh-proxy %n %p
 
 Options, as for "sesame knock" (flags, then the profile named HOST, whose "host" is the real host, then defaults):
-  -i, --identity FILE  --server-key FILE  --knock-port N  -4  -6  -d, --duration SECONDS  --open ADDRESS
+  -i, --identity KEY  --server-key FILE  --knock-port N  -4  -6  -d, --duration SECONDS  --open ADDRESS
   --timeout SECONDS (default ${DEFAULT_TIMEOUT_SECONDS})  --confirm-ports A-B  --config FILE  -v, --verbose  -h, --help
 The profile's "ports" are not used: the knock asks for tcp/PORT only.
 
@@ -115,7 +117,7 @@ function optionsFrom(command: string, v: CommonValues, access: readonly Access[]
     ...(family === undefined ? {} : { family }),
     ...(v['knock-port'] === undefined ? {} : { knockPort: integer(command, '--knock-port', v['knock-port'], 1, 65_535) }),
     ...(v['server-key'] === undefined ? {} : { serverKey: { kind: 'file', path: expandPath(v['server-key'], process.cwd()) } }),
-    ...(v.identity === undefined ? {} : { identity: expandPath(v.identity, process.cwd()) }),
+    ...(v.identity === undefined ? {} : { identity: expandIdentity(v.identity, process.cwd()) }),
     ...(access === undefined ? {} : { access }),
     ...(v.duration === undefined ? {} : { durationSeconds: integer(command, '--duration', v.duration, 1, CEILING.durationSeconds) }),
     ...(openAddress === undefined ? {} : { openAddress }),
@@ -143,10 +145,10 @@ function portsFlag(text: string | undefined): readonly Access[] | undefined {
   return unique;
 }
 
-async function settingsFrom(name: string, v: CommonValues, options: KnockOptions): Promise<{ settings: KnockSettings; configFile: string }> {
+async function settingsFrom(name: string, v: CommonValues, options: KnockOptions): Promise<{ settings: KnockSettings; configFile: string; profiles: string[] }> {
   const configFile = v.config ?? defaultConfigPath();
   const config = await loadClientConfig(configFile, v.config !== undefined);
-  return { settings: settingsFor(name, options, config), configFile };
+  return { settings: settingsFor(name, options, config), configFile, profiles: [...(config?.profiles.keys() ?? [])] };
 }
 
 /** Starts resolving while the keys load; a key error still wins, because it is awaited first. */
@@ -168,14 +170,14 @@ export async function knock(argv: string[], io: Io = STDIO): Promise<number> {
   if (values.timeout !== undefined && values.wait !== true) throw usage('knock', '--timeout only applies with --wait');
   if (values['confirm-ports'] !== undefined && values.wait !== true) throw usage('knock', '--confirm-ports only applies with --wait');
   const options = optionsFrom('knock', values, portsFlag(values.ports));
-  const { settings: s, configFile } = await settingsFrom(name, values, options);
+  const { settings: s, configFile, profiles } = await settingsFrom(name, values, options);
   const tcp = s.access.find((a) => a.proto === 'tcp');
   if (values.wait === true && tcp === undefined) throw usage('knock', '--wait checks the first tcp port, and no tcp port is requested');
   const target = values['print-packet'] === true ? undefined : resolveEarly(s);
-  const knocker = await prepareKnock(s, configFile);
+  const knocker = await prepareKnock(s, configFile, name, profiles);
   if (values.verbose === true) io.err(`sesame: ${knocker.used.replaceAll('\n', '\nsesame: ')}\n`);
   if (target === undefined) {
-    io.out(`${toHex(knocker.build())}\n`);
+    io.out(`${toHex(await knocker.build())}\n`);
     return EXIT.ok;
   }
   const t = await target;
@@ -183,7 +185,7 @@ export async function knock(argv: string[], io: Io = STDIO): Promise<number> {
   if (values.wait !== true || tcp === undefined) {
     const sender = openSender(t, s.knockPort);
     try {
-      await sender.send(knocker.build());
+      await sender.send(await knocker.build());
     } finally {
       sender.close();
     }
@@ -206,9 +208,9 @@ export async function sshProxy(argv: string[], io: Io = STDIO): Promise<number> 
   if (name === undefined || portText === undefined || extra !== undefined) throw usage('ssh-proxy', 'expected HOST PORT');
   const port = integer('ssh-proxy', 'PORT', portText, 1, 65_535);
   const options = optionsFrom('ssh-proxy', values, [{ proto: 'tcp', port }]);
-  const { settings: s, configFile } = await settingsFrom(name, values, options);
+  const { settings: s, configFile, profiles } = await settingsFrom(name, values, options);
   const target = resolveEarly(s);
-  const knocker = await prepareKnock(s, configFile);
+  const knocker = await prepareKnock(s, configFile, name, profiles);
   if (values.verbose === true) io.err(`sesame: ${knocker.used.replaceAll('\n', '\nsesame: ')}\n`);
   const opened = await knockAndWait(s, knocker, await target, port);
   // Relayed either way (the port is reachable), but a knock the server did not confirm is said plainly.

@@ -1,13 +1,12 @@
-// Client: read the identity and the server key, make fresh knocks, send the first one and wait for the port. Trusts its typed settings; key files are parsed by protocol/keyfile.ts.
+// Client: read the identity and the server key(s), make fresh knocks, send them and watch for the port and this knock's confirmation. Trusts its typed settings; key files are parsed by protocol/keyfile.ts, agents spoken to by agent.ts.
+import type { Socket } from 'node:net';
 import { errorMessage, EXIT, OperatorError } from '../errors.ts';
-import { fileExists } from '../files.ts';
-import { toHex } from '../protocol/bytes.ts';
+import { concat, toHex } from '../protocol/bytes.ts';
 import type { ServerPublicKey } from '../protocol/bytes.ts';
-import type { KnockRequest } from '../protocol/build.ts';
+import type { KnockRequest, RandomBytes } from '../protocol/build.ts';
 import type { PublicKeyLine } from '../protocol/keyfile.ts';
 import { DEFAULT_IDENTITY } from './profile.ts';
 import type { KnockSettings, ServerKeySource } from './profile.ts';
-import type { Socket } from 'node:net';
 import { openSender } from './send.ts';
 import type { Target } from './send.ts';
 import { explainNotOpened, likelyCauses } from './wait.ts';
@@ -23,10 +22,10 @@ function inlineServerKey(parseLine: (line: string) => PublicKeyLine<ServerPublic
 }
 
 export interface Knocker {
-  /** A fresh knock each call: new nonce, new timestamp, new ephemeral key; naming confirmPort if given. */
-  build(confirmPort?: number): Uint8Array;
+  /** A fresh knock each call: new nonce, new timestamp, new ephemeral key, a new signature (the file's key or the agent); naming confirmPort if given. */
+  build(confirmPort?: number): Promise<Uint8Array>;
   readonly keyIdHex: string;
-  /** What was used, for --verbose: the identity and the server key, each with its fingerprint. */
+  /** What was used, for --verbose: the identity (file or agent) and the server key, each with its fingerprint. */
   readonly used: string;
   /** Where the server key came from (a path, or "FILE: profiles.NAME.serverKeys[0]"), for messages. */
   readonly serverKeyWhere: string;
@@ -34,42 +33,62 @@ export interface Knocker {
   readonly fallbacks: readonly Knocker[];
 }
 
+/** Where a server key is missing: a name that is no profile is told apart from a host without --server-key. */
+function missingServerKey(s: KnockSettings, name: string, configFile: string, profiles: readonly string[]): OperatorError {
+  const get = `get the server's public key file (one line "sesame-x25519 BASE64 comment") from its admin`;
+  if (s.profile !== undefined) return new OperatorError(`profile "${s.profile}" in ${configFile} has no "serverKey": ${get} and set it there, or pass --server-key FILE`, EXIT.key);
+  if (profiles.length > 0) {
+    return new OperatorError(
+      `"${name}" is not a profile in ${configFile} (profiles: ${profiles.join(', ')}), nor the "host" of one; ` +
+        `to knock at a host of that name without a profile, pass --server-key FILE`,
+      EXIT.config,
+    );
+  }
+  return new OperatorError(
+    `no server public key for ${s.host} (and no profile of that name: ${configFile} has none): ${get},\n` +
+      `then pass --server-key FILE, or set "serverKey" in a profile in ${configFile} (see sesame knock --help)`,
+    EXIT.key,
+  );
+}
+
 /**
  * Reads both keys (identity first: a missing one is the usual first-run problem) and returns a knock factory.
  * libsodium and msgpackr load here, lazily, so --help and flag errors stay fast and the host lookup runs meanwhile.
  */
-export async function prepareKnock(s: KnockSettings, configFile: string): Promise<Knocker> {
-  const [sodium, keyfile, { buildKnock, systemRandom }, { deriveKeyId, fingerprint }] = await Promise.all([import('../protocol/sodium.ts'), import('../protocol/keyfile.ts'), import('../protocol/build.ts'), import('../protocol/keys.ts')]);
+export async function prepareKnock(s: KnockSettings, configFile: string, name = s.host, profiles: readonly string[] = []): Promise<Knocker> {
+  const [sodium, keyfile, build, { deriveKeyId, fingerprint }, { openIdentity }, { MAX_PACKET_BYTES, WIRE }] = await Promise.all([
+    import('../protocol/sodium.ts'),
+    import('../protocol/keyfile.ts'),
+    import('../protocol/build.ts'),
+    import('../protocol/keys.ts'),
+    import('./identity.ts'),
+    import('../protocol/layout.ts'),
+  ]);
   await sodium.loadSodium();
-  if (!fileExists(s.identity)) {
-    const which = s.identity === DEFAULT_IDENTITY() ? 'no identity key at' : 'identity key file does not exist:';
-    throw new OperatorError(
-      `${which} ${s.identity}\nCreate one with "sesame keygen" and send the public key line it prints to the server's admin; or pass -i FILE.`,
-      EXIT.key,
-    );
-  }
-  const user = keyfile.readUserSecretKey(s.identity);
+  const signer = await openIdentity(s.identity, { agentSocket: process.env['SSH_AUTH_SOCK'], isDefault: s.identity === DEFAULT_IDENTITY() });
   const key = s.serverKey;
-  if (key === undefined) {
-    throw new OperatorError(
-      `no server public key for ${s.host}: get the server's public key file (one line "sesame-x25519 BASE64 comment") from its admin,\n` +
-        `then pass --server-key FILE, or set "serverKey" in a profile in ${configFile} (see sesame knock --help)`,
-      EXIT.key,
-    );
-  }
+  if (key === undefined) throw missingServerKey(s, name, configFile, profiles);
   const serverOf = (k: ServerKeySource): ServerPublicKey => (k.kind === 'file' ? keyfile.readServerPublicKey(k.path).key : inlineServerKey(keyfile.parseServerPublicKey, k.line, k.where));
   const request: KnockRequest = {
     access: s.access,
     ...(s.durationSeconds === undefined ? {} : { durationSeconds: s.durationSeconds }),
     ...(s.openAddress === undefined ? {} : { openAddress: s.openAddress }),
   };
-  const keyIdHex = toHex(deriveKeyId(user.publicKey));
+  const keyId = deriveKeyId(signer.publicKey);
   const knockerFor = (k: ServerKeySource): Knocker => {
     const server = serverOf(k);
     const where = k.kind === 'file' ? k.path : k.where;
-    const used = [`identity ${s.identity} (key id ${keyIdHex}, ${fingerprint(user.publicKey)})`, `server key ${fingerprint(server)} (${where})`].join('\n');
-    const build = (confirmPort?: number): Uint8Array => buildKnock(confirmPort === undefined ? request : { ...request, confirmPort }, user, server, Date.now(), systemRandom);
-    return { build, keyIdHex, used, serverKeyWhere: where, fallbacks: [] };
+    const used = [signer.describe, `server key ${fingerprint(server)} (${where})`].join('\n');
+    // buildKnock's steps with the signature from the signer, so an agent's key signs the same bytes a file's key would.
+    const knock = async (confirmPort: number | undefined, random: RandomBytes): Promise<Uint8Array> => {
+      const nowMs = Date.now();
+      const payload = build.encodePayload(confirmPort === undefined ? request : { ...request, confirmPort }, nowMs, random(WIRE.nonceBytes));
+      const signature = await signer.sign(build.signedMessage(server, payload));
+      const packet = build.framePacket(concat(keyId, signature, payload), server, nowMs, random);
+      if (packet.length > MAX_PACKET_BYTES) throw new RangeError(`knock is ${packet.length} bytes, over the ${MAX_PACKET_BYTES}-byte limit: ask for fewer ports`);
+      return packet;
+    };
+    return { build: (confirmPort) => knock(confirmPort, build.systemRandom), keyIdHex: toHex(keyId), used, serverKeyWhere: where, fallbacks: [] };
   };
   return { ...knockerFor(key), fallbacks: s.moreServerKeys.map(knockerFor) };
 }

@@ -55,7 +55,7 @@ export interface KnockPlan {
   readonly timeoutMs: number;
   readonly sender: Sender;
   /** A fresh knock (new nonce and time) naming ports.confirm. */
-  readonly build: () => Uint8Array;
+  readonly build: () => Promise<Uint8Array>;
 }
 
 /**
@@ -71,14 +71,14 @@ export async function knockOnce(p: KnockPlan): Promise<KnockOutcome> {
     confirmation = c;
   });
   try {
-    await p.sender.send(p.build());
+    await p.sender.send(await p.build());
     const wait = await waitForPort(p.target, p.port, p.timeoutMs, async () => {
-      if (confirmation.kind !== 'confirmed') await p.sender.send(p.build());
+      if (confirmation.kind !== 'confirmed') await p.sender.send(await p.build());
     });
     if (wait.ok && confirmation.kind === 'none') {
       const left = Math.max(0, Math.min(CONFIRM.afterReachableMs, p.timeoutMs - (performance.now() - started)));
       let timer: NodeJS.Timeout | undefined;
-      const reknock = setInterval(() => void p.sender.send(p.build()).catch(() => undefined), WAIT.reknockEveryMs);
+      const reknock = setInterval(() => void p.build().then((packet) => p.sender.send(packet)).catch(() => undefined), WAIT.reknockEveryMs);
       await Promise.race([confirmed, new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
       clearTimeout(timer);
       clearInterval(reknock);

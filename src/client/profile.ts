@@ -64,7 +64,7 @@ export const CONFIG_HELP = `The config file is JSON (schema: src/schema/client.s
       "knockPort": ${DEFAULTS.knockPort},
       "serverKey": "prod.pub",             a file, or the "sesame-x25519 BASE64 comment" line itself; or instead
                                            "serverKeys": [KEY, ...] (a key rotation, up to 4): knocks use the first
-      "identity": "~/.config/sesame/id_ed25519",
+      "identity": "~/.ssh/id_ed25519",    a private key file, a .pub whose key is in ssh-agent, or SHA256:...
       "ports": ["tcp/22", "udp/51820"],
       "durationSeconds": 60,
       "openAddress": "198.51.100.7",       see --open
@@ -119,6 +119,9 @@ export function expandPath(path: string, base: string): string {
   return resolve(base, path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path);
 }
 
+/** An identity is a key file (a path, expanded) or an ssh-agent key's fingerprint ("SHA256:...", kept as is). */
+export const expandIdentity = (identity: string, base: string): string => (identity.startsWith('SHA256:') ? identity : expandPath(identity, base));
+
 let validator: ValidateFunction<ClientConfigFile> | undefined;
 
 /** Compiled once, and only when a config file exists: ajv costs tens of milliseconds at start-up. */
@@ -152,7 +155,7 @@ function convert(file: string, name: string, e: ProfileEntry): KnockOptions {
     ...(e.family === undefined ? {} : { family: e.family }),
     ...(e.knockPort === undefined ? {} : { knockPort: e.knockPort }),
     ...(serverKey === undefined ? {} : { serverKey }),
-    ...(e.identity === undefined ? {} : { identity: expandPath(e.identity, dir) }),
+    ...(e.identity === undefined ? {} : { identity: expandIdentity(e.identity, dir) }),
     ...(access === undefined ? {} : { access }),
     ...(e.durationSeconds === undefined ? {} : { durationSeconds: e.durationSeconds }),
     ...(openAddress === undefined ? {} : { openAddress }),

@@ -91,8 +91,8 @@ async function setup(r: Run): Promise<Stage> {
   const edited = { ...doc, listen: ['0.0.0.0'], protect: [`tcp/${PORT}`], defaultDurationSeconds: GRANT.defaultSeconds, maxDurationSeconds: GRANT.defaultSeconds };
   writeFileSync(config, `${JSON.stringify(edited, null, 2)}\n`);
   say.end(`server key pair; config.json edited to protect tcp/${PORT}, grants of at most ${GRANT.defaultSeconds} s`);
-  say.begin('  sesame keygen -f DIR/alice');
-  const keyId = /Key id: ([0-9a-f]+)/.exec(await sesame(['keygen', '-f', alice, '-C', 'alice@demo']))?.[1] ?? '?';
+  say.begin("  sesame keygen -f DIR/alice -N ''");
+  const keyId = /Key id: ([0-9a-f]+)/.exec(await sesame(['keygen', '-f', alice, '-C', 'alice@demo', '-N', '']))?.[1] ?? '?';
   say.end(`alice's key, key id ${keyId.slice(0, 16)}`);
   const addAlice = ['user', 'add', 'alice', '--key', `${alice}.pub`, '--ports', `tcp/${PORT}`, '-c', config];
   say.begin(`  ${show(addAlice)}`);

@@ -16,7 +16,7 @@ import { checkKnock } from '../helpers/verdict.ts';
 import type { CheckContext } from '../helpers/verdict.ts';
 import { knock, sshProxy } from '../../src/cli/knock.ts';
 import { EXIT, OperatorError } from '../../src/errors.ts';
-import { formatKeyLine, KEY_TYPE, writeKeyPair } from '../../src/protocol/keyfile.ts';
+import { formatKeyLine, KEY_TYPE, sshFingerprint, writeKeyPair } from '../../src/protocol/keyfile.ts';
 import { deriveKeyId, fingerprint, generateServerKeys, generateUserKeys } from '../../src/protocol/keys.ts';
 import type { ServerKeys, UserKeys } from '../../src/protocol/keys.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
@@ -145,7 +145,7 @@ describe('--print-packet', () => {
     const r = await run(knock, ['example.invalid', ...keyArgs(), '--print-packet', '-v']);
     assert.equal(r.code, EXIT.ok, r.err);
     assert.match(r.out, /^[0-9a-f]+\n$/, 'stdout still carries only the packet');
-    assert.ok(r.err.includes(`identity ${identity} (key id ${toHex(deriveKeyId(user.publicKey))}, ${fingerprint(user.publicKey)})`), r.err);
+    assert.ok(r.err.includes(`identity: file ${identity} (sesame private key; ${fingerprint(user.publicKey)}, ssh-add -l: ${sshFingerprint(user.publicKey)}, key id ${toHex(deriveKeyId(user.publicKey))})`), r.err);
     assert.ok(r.err.includes(`server key ${fingerprint(server.publicKey)} (${serverPub})`), r.err);
     assert.equal((await run(knock, ['example.invalid', ...keyArgs(), '--print-packet'])).err, '', 'quiet without it');
   });
@@ -301,6 +301,33 @@ describe('errors: one exit code each, with what to do', () => {
     const r = await run(knock, ['example.invalid', '-i', identity, '--print-packet']);
     assert.equal(r.code, EXIT.key);
     for (const text of ['no server public key', 'admin', '--server-key FILE', '"serverKey" in a profile']) assert.ok(r.err.includes(text), `${text} not in ${r.err}`);
+  });
+
+  test('a mistyped profile name is told apart from a host without --server-key', async () => {
+    const config = join(dir, 'typo.json');
+    writeFileSync(config, JSON.stringify({ profiles: { bastion: { host: 'bastion.invalid', serverKey: serverPub }, lab: { host: 'lab.invalid' } } }));
+    const typo = await run(knock, ['bastoin', '-i', identity, '--print-packet', '--config', config]);
+    assert.equal(typo.code, EXIT.config, typo.err);
+    assert.match(typo.err, /"bastoin" is not a profile in .*typo\.json \(profiles: bastion, lab\)/);
+    assert.match(typo.err, /pass --server-key FILE/);
+    assert.doesNotMatch(typo.err, /no server public key/);
+    const keyless = await run(knock, ['lab', '-i', identity, '--print-packet', '--config', config]);
+    assert.equal(keyless.code, EXIT.key, keyless.err);
+    assert.match(keyless.err, /profile "lab" in .*typo\.json has no "serverKey"/);
+    assert.equal((await run(knock, ['bastoin', '-i', identity, '--server-key', serverPub, '--print-packet', '--config', config])).code, EXIT.ok, 'with --server-key it is a host name');
+  });
+
+  test('-i with a public key file and no ssh-agent: says the key must be in the agent, with no chmod advice', async () => {
+    const saved = process.env['SSH_AUTH_SOCK'];
+    delete process.env['SSH_AUTH_SOCK'];
+    try {
+      const r = await run(knock, ['example.invalid', '-i', `${identity}.pub`, '--server-key', serverPub, '--print-packet']);
+      assert.equal(r.code, EXIT.key);
+      assert.match(r.err, /id_ed25519\.pub .*names a key in ssh-agent, but SSH_AUTH_SOCK is not set .*or pass -i .*id_ed25519\)/);
+      assert.doesNotMatch(r.err, /chmod|too open/);
+    } finally {
+      if (saved !== undefined) process.env['SSH_AUTH_SOCK'] = saved;
+    }
   });
 
   test('a server key file that is not one: EXIT.key naming the file', async () => {

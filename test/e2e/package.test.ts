@@ -133,7 +133,7 @@ describe('the Debian package', { skip }, () => {
     assert.match(again.stderr, /already holds a sesame setup/);
     assert.equal(readFileSync(join(etc(), 'server.key'), 'utf8'), key, 'the key is untouched');
 
-    must(await run('sesame', ['keygen', '-f', join(tmp, 'alice'), '-C', 'alice@test']), 'sesame keygen');
+    must(await run('sesame', ['keygen', '-f', join(tmp, 'alice'), '-C', 'alice@test', '-N', '']), 'sesame keygen');
     const added = must(await run('sesame', ['user', 'add', 'alice', '--key', join(tmp, 'alice.pub'), '-c', config()]), 'sesame user add');
     assert.match(added.stdout, /^sesame-invite:1:bastion\.example\.org,62201,tcp\/22,/m, 'publicHost from init: user add prints the invitation');
     const users = statSync(join(etc(), 'users.json'));

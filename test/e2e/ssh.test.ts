@@ -1,7 +1,7 @@
 // End to end with real OpenSSH: sshd behind the real daemon in a namespace, the real ssh client and the sesame CLI (knock --wait, ssh-proxy as ProxyCommand) in another.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,6 +16,8 @@ import { createTopology, skipReason } from '../../src/harness/topology.ts';
 import type { Topology } from '../../src/harness/topology.ts';
 import { sshMissing, startSshd } from '../helpers/sshd.ts';
 import type { SshServer } from '../helpers/sshd.ts';
+import { startAgent } from '../helpers/ssh-agent.ts';
+import type { SshAgent } from '../helpers/ssh-agent.ts';
 
 const skip = skipReason() ?? sshMissing();
 const PORT = 2222;
@@ -35,9 +37,10 @@ describe('ssh through sesame end to end', { skip }, () => {
   const identity = (name: string): string[] => ['-i', join(dir.dir, name), '--server-key', dir.serverPubPath, '--knock-port', String(KNOCK_PORT), '--config', clientConfig];
   const sesameKnock = (host: string, name: string, ...extra: string[]): Promise<ExecResult> =>
     execIn(topo.client.ns, [process.execPath, CLI, 'knock', host, ...identity(name), '-p', `tcp/${PORT}`, '--wait', ...extra], { timeoutMs: EXEC_MS });
-  const ssh = (host: string, command: readonly string[], options: readonly string[] = [], input?: string): Promise<ExecResult> =>
-    execIn(topo.client.ns, sshd.ssh(host, PORT, command, options), { timeoutMs: EXEC_MS, ...(input === undefined ? {} : { input }) });
+  const ssh = (host: string, command: readonly string[], options: readonly string[] = [], input?: string, env?: NodeJS.ProcessEnv): Promise<ExecResult> =>
+    execIn(topo.client.ns, sshd.ssh(host, PORT, command, options), { timeoutMs: EXEC_MS, ...(input === undefined ? {} : { input }), ...(env === undefined ? {} : { env }) });
   const viaProxy = (name: string, ...extra: string[]): string[] => ['-o', `ProxyCommand=${[process.execPath, CLI, 'ssh-proxy', '%h', '%p', ...identity(name), ...extra].join(' ')}`];
+  let agent: SshAgent;
   const explain = (r: ExecResult): string => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nsshd log (tail): ${sshd.log().slice(-2000)}`;
 
   /** Polls until new connections to host are refused again (the grant expired in the kernel). */
@@ -57,7 +60,15 @@ describe('ssh through sesame end to end', { skip }, () => {
     writeFileSync(clientConfig, '{}\n');
     const alice = dir.userKey('alice');
     dir.userKey('mallory');
-    dir.writeUsers({ alice: userEntry(alice) });
+    // carol's key exists only in a real ssh-agent: made encrypted by sesame keygen, added through SSH_ASKPASS, then deleted.
+    const carol = join(dir.dir, 'carol');
+    const made = await execIn(topo.client.ns, [process.execPath, CLI, 'keygen', '-f', carol, '-N', 'carol passphrase', '-C', 'carol']);
+    assert.equal(made.code, 0, made.stderr);
+    agent = await startAgent();
+    const added = await agent.add(carol, 'carol passphrase');
+    assert.equal(added.code, 0, added.stderr);
+    rmSync(carol);
+    dir.writeUsers({ alice: userEntry(alice), carol: { keys: [{ key: readFileSync(`${carol}.pub`, 'utf8').trim() }], ports: [`tcp/${PORT}`] } });
     sshd = await startSshd(topo.server.ns, { ports: [PORT], hosts: [topo.server.v4, topo.server.v6] });
     daemon = new Daemon(topo.server.ns, dir.configPath);
     await daemon.event('server.started', 10_000);
@@ -66,6 +77,7 @@ describe('ssh through sesame end to end', { skip }, () => {
   after(async () => {
     await daemon?.kill('SIGTERM').catch(() => {});
     await sshd?.stop().catch(() => {});
+    agent?.stop();
     await topo?.destroy();
     dir?.remove();
   });
@@ -125,6 +137,18 @@ describe('ssh through sesame end to end', { skip }, () => {
     assert.equal(r.stdout, 'hello\n');
     const opened = await daemon.event('grant.opened', 2000, since);
     assert.equal(opened['address'], parseAddress(topo.client.v6)?.text);
+  });
+
+  test('ProxyCommand ssh-proxy -i carol.pub signs with the key in ssh-agent (no private key on disk) and logs in', async () => {
+    await closedAgain(topo.server.v4);
+    const since = daemon.events.length;
+    const proxy = [process.execPath, CLI, 'ssh-proxy', '%h', '%p', '-i', join(dir.dir, 'carol.pub'), '--server-key', dir.serverPubPath, '--knock-port', String(KNOCK_PORT), '--config', clientConfig, '-v'];
+    const r = await ssh(topo.server.v4, ['echo', 'agent'], ['-o', `ProxyCommand=${proxy.join(' ')}`], undefined, { ...process.env, SSH_AUTH_SOCK: agent.socket });
+    assert.equal(r.code, 0, explain(r));
+    assert.equal(r.stdout, 'agent\n');
+    assert.match(r.stderr, /identity: ssh-agent key SHA256:/, explain(r));
+    const accepted = await daemon.event('knock.accepted', 2000, since);
+    assert.equal(accepted['user'], 'carol');
   });
 
   test('ssh-proxy with an unauthorized key: ssh fails, the proxy exits 6 with the causes', async () => {

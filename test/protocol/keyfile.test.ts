@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { toBase64 } from '../../src/protocol/bytes.ts';
 import { OperatorError } from '../../src/errors.ts';
 import { deriveKeyId, fingerprint, generateUserKeys } from '../../src/protocol/keys.ts';
-import { parseServerPublicKey, parseUserPublicKey, readServerPublicKey, readServerSecretKey, readUserPublicKey, readUserSecretKey } from '../../src/protocol/keyfile.ts';
+import { loadSigningKey, parseServerPublicKey, parseUserPublicKey, readServerPublicKey, readServerSecretKey, readUserPublicKey } from '../../src/protocol/keyfile.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { CLI } from '../helpers/daemon.ts';
 
@@ -31,21 +31,26 @@ function refused(fn: () => unknown, pattern: RegExp): void {
   assert.throws(fn, (err: unknown) => err instanceof OperatorError && err.exitCode === 4 && pattern.test(err.message));
 }
 
+async function refusedAsync(p: Promise<unknown>, pattern: RegExp): Promise<void> {
+  await assert.rejects(p, (err: unknown) => err instanceof OperatorError && err.exitCode === 4 && pattern.test(err.message));
+}
+
 test('keygen writes a 0600 private key and a public line, refuses to overwrite, replaces with --force', async () => {
   const path = join(dir, 'id');
-  let r = await keygen('-f', path, '-C', 'alice@laptop');
+  let r = await keygen('-f', path, '-C', 'alice@laptop', '-N', '');
   assert.equal(r.code, 0, r.stderr);
   assert.equal(statSync(path).mode & 0o777, 0o600);
   const pub = readFileSync(`${path}.pub`, 'utf8');
-  assert.match(pub, /^sesame-ed25519 [A-Za-z0-9+/]{43}= alice@laptop\n$/);
-  const keys = readUserSecretKey(path);
+  assert.match(pub, /^ssh-ed25519 [A-Za-z0-9+/]{68} alice@laptop\n$/);
+  const { keys, format } = await loadSigningKey(path);
+  assert.equal(format, 'OpenSSH');
   assert.deepEqual(Buffer.from(readUserPublicKey(`${path}.pub`).key), Buffer.from(keys.publicKey), 'the public file matches the private key');
   assert.match(r.stdout, new RegExp(Buffer.from(deriveKeyId(keys.publicKey)).toString('hex')));
-  r = await keygen('-f', path);
+  r = await keygen('-f', path, '-N', '');
   assert.equal(r.code, 4);
   assert.match(r.stderr, /already exists; not overwriting it \(use --force/);
   assert.equal(readFileSync(`${path}.pub`, 'utf8'), pub, 'unchanged');
-  r = await keygen('-f', path, '--force');
+  r = await keygen('-f', path, '--force', '-N', '');
   assert.equal(r.code, 0, r.stderr);
   assert.notEqual(readFileSync(`${path}.pub`, 'utf8'), pub);
 });
@@ -67,14 +72,14 @@ test('keygen --server writes an X25519 pair the server can load: NAME.key and NA
 
 test('a private key readable by group or others is refused, naming the file, like ssh', async () => {
   const path = join(dir, 'open');
-  assert.equal((await keygen('-f', path)).code, 0);
+  assert.equal((await keygen('-f', path, '-N', '')).code, 0);
   for (const mode of [0o640, 0o604, 0o644]) {
     chmodSync(path, mode);
-    refused(() => readUserSecretKey(path), new RegExp(`Permissions 0${mode.toString(8)} for '${path}' are too open`));
+    await refusedAsync(loadSigningKey(path), new RegExp(`Permissions 0${mode.toString(8)} for '${path}' are too open`));
   }
   chmodSync(path, 0o600);
-  assert.ok(readUserSecretKey(path));
-  refused(() => readUserSecretKey(join(dir, 'missing')), /does not exist/);
+  assert.ok(await loadSigningKey(path));
+  await refusedAsync(loadSigningKey(join(dir, 'missing')), /does not exist/);
 });
 
 test('public key lines: sesame and OpenSSH ed25519 accepted, everything else refused', () => {
