@@ -36,7 +36,7 @@ export interface Payload {
   readonly access: readonly Access[];
   readonly durationSeconds?: number;
   readonly openAddress?: Address;
-  /** Wire key "c": the TCP port of the server's confirmation range the client will probe (README.md, "Confirmation"). */
+  /** Wire key "c": the TCP port, from the server's confirmation range, that the client probes after the knock. */
   readonly confirmPort?: number;
 }
 

@@ -6,7 +6,7 @@ import { readServerPublicKey, readUserSecretKey } from '../../src/protocol/keyfi
 import { loadSodium } from '../../src/protocol/sodium.ts';
 
 interface Args {
-  mode: 'latency' | 'flood' | 'paced';
+  mode: 'latency' | 'flood';
   host: string;
   knockPort: number;
   identity: string;
@@ -15,9 +15,6 @@ interface Args {
   count?: number;
   perBurst?: number;
   burstGapMs?: number;
-  /** paced: one fresh knock every intervalMs, from this local address. */
-  intervalMs?: number;
-  from?: string;
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as Args;
@@ -25,7 +22,6 @@ await loadSodium();
 const user = readUserSecretKey(args.identity);
 const server = readServerPublicKey(args.serverPub).key;
 const socket = createSocket(args.host.includes(':') ? 'udp6' : 'udp4');
-if (args.from !== undefined) await new Promise<void>((resolve) => socket.bind({ address: args.from, port: 0 }, resolve));
 const send = (packet: Uint8Array): Promise<void> => new Promise((resolve, reject) => socket.send(packet, args.knockPort, args.host, (e) => (e ? reject(e) : resolve())));
 
 if (args.mode === 'latency') {
@@ -35,16 +31,6 @@ if (args.mode === 'latency') {
     latenciesMs.push(await knockToOpenMs(() => send(packet), args.host, port));
   }
   process.stdout.write(`${JSON.stringify({ latenciesMs })}\n`);
-} else if (args.mode === 'paced') {
-  // Legitimate knocks under a flood: each one built and timestamped right before it is sent.
-  const sentAt: number[] = [];
-  for (let i = 0; i < (args.count ?? 30); i++) {
-    const packet = buildKnock({ access: [{ proto: 'tcp', port: args.ports[0] ?? 22 }] }, user, server, Date.now(), systemRandom);
-    sentAt.push(Date.now());
-    await send(packet);
-    await new Promise((r) => setTimeout(r, args.intervalMs ?? 250));
-  }
-  process.stdout.write(`${JSON.stringify({ sentAt })}\n`);
 } else {
   const count = args.count ?? 3000;
   const port = args.ports[0] ?? 22;

@@ -54,4 +54,4 @@ const rnd = rate('reject random bytes', seconds, () => {
   if (checkKnock(junkRandom[k++ & 255] ?? new Uint8Array(0), ctx()).ok) throw new Error('accepted');
 });
 console.log(`wrong-mac1 junk is rejected ${(mac / check).toFixed(0)}x faster than a valid knock is checked; random bytes ${(rnd / check).toFixed(0)}x`);
-console.log(`packet size ${pool[0]?.length ?? 0} bytes for one port (header ${WIRE.headerBytes} + box + mac1 ${WIRE.mac1Bytes})`);
+console.log(`packet size ${pool[0]?.length ?? 0} bytes for one port (header ${WIRE.headerBytes} + token ${WIRE.tokenBytes} + box + mac1 ${WIRE.mac1Bytes})`);

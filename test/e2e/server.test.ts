@@ -8,6 +8,8 @@ import type { UserKeys } from '../../src/protocol/keys.ts';
 import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
 import type { KnockRequest } from '../../src/protocol/build.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
+import { concat } from '../../src/protocol/bytes.ts';
+import { WIRE } from '../../src/protocol/layout.ts';
 import { retoken, staleWithToken } from '../helpers/knocks.ts';
 import { CLI, Daemon, makeServerDir, userEntry } from '../helpers/daemon.ts';
 import type { ServerDir } from '../helpers/daemon.ts';
@@ -121,6 +123,14 @@ describe('sesame server end to end', { skip }, () => {
     await sleep(200);
     assert.equal(await allowed(), before, 'nothing was added to the sets');
     assert.equal(await tcpConnect(topo.client.ns, topo.server.v4, PORT, 400, topo.client.v4b), false);
+  });
+
+  test('a version 1 knock passes the kernel trickle and is logged as old_version, telling the admin to upgrade the client', async () => {
+    const v2 = knock(alice);
+    const since = daemon.events.length;
+    await send(concat(WIRE.oldHeader, v2.subarray(WIRE.headerBytes + WIRE.tokenBytes)), topo.server.v4, topo.client.v4b);
+    const e = await daemon.dropped('old_version', 3000, since);
+    assert.equal(e['msg'], 'protocol version 1 knock: the client must be upgraded');
   });
 
   test('with the daemon killed (-9) while a grant is open, the grant still closes at its timeout', async () => {

@@ -6,7 +6,8 @@ import { deriveToken, generateServerKeys, generateUserKeys, slotOf } from '../..
 import { DROP } from '../../src/protocol/reasons.ts';
 import { loadSodium } from '../../src/protocol/sodium.ts';
 import { prefilter } from '../../src/server/prefilter.ts';
-import { tokensAt } from '../../src/server/tokens.ts';
+import { everySlot, tokensAt } from '../../src/server/tokens.ts';
+import { DAEMON } from '../../src/limits.ts';
 
 before(async () => {
   await loadSodium();
@@ -54,4 +55,22 @@ test('the prefilter refuses a knock whose token is out of range (bad_token) befo
   const other = generateServerKeys();
   const r = prefilter(buildKnock({ access: [{ proto: 'tcp', port: 22 }] }, user, other.publicKey, now, systemRandom), [server], { nowMs: now, windowMs: 30_000 });
   assert.equal(r.ok ? 'ok' : r.reason, DROP.badToken, 'a knock for another server dies at the token');
+});
+
+test('the kernel tokens are refreshed just after every slot boundary, following the clock', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  let now = 100 * SLOT + 29_000;
+  const runs: number[] = [];
+  const stop = everySlot(() => runs.push(now), () => now);
+  t.mock.timers.tick(1_000 + DAEMON.tokenRefreshAfterBoundaryMs - 1);
+  assert.deepEqual(runs, [], 'not before the boundary');
+  now = 101 * SLOT + DAEMON.tokenRefreshAfterBoundaryMs;
+  t.mock.timers.tick(1);
+  assert.deepEqual(runs, [now], 'just after it');
+  now = 102 * SLOT + DAEMON.tokenRefreshAfterBoundaryMs;
+  t.mock.timers.tick(SLOT);
+  assert.equal(runs.length, 2, 'and after the next one');
+  stop();
+  t.mock.timers.tick(5 * SLOT);
+  assert.equal(runs.length, 2, 'stopped');
 });
