@@ -15,6 +15,8 @@ export type Confirmation = { readonly kind: 'confirmed'; readonly elapsedMs: num
 export interface ConfirmationWatch {
   /** Settles with confirmed or answersAll as soon as known, or with none when stopped. */
   readonly result: Promise<Confirmation>;
+  /** Probes again on the dense first schedule: the protected port just opened, so the confirmation is due within an nft round trip. */
+  hurry(): void;
   stop(): void;
 }
 
@@ -75,7 +77,10 @@ export function watchConfirmation(target: Target, ports: { readonly confirm: num
       finish(controlAnswer === 'reset' ? { kind: 'answersAll' } : { kind: 'confirmed', elapsedMs });
     });
   };
-  for (const at of WAIT.firstAttemptsMs) timers.push(setTimeout(attempt, at));
+  const dense = (): void => {
+    if (!done) for (const at of WAIT.firstAttemptsMs) timers.push(setTimeout(attempt, at));
+  };
+  dense();
   timers.push(setTimeout(() => timers.push(setInterval(attempt, WAIT.pollMs)), (WAIT.firstAttemptsMs.at(-1) ?? 0) + WAIT.pollMs));
-  return { result, stop: () => finish({ kind: 'none' }) };
+  return { result, hurry: dense, stop: () => finish({ kind: 'none' }) };
 }

@@ -76,6 +76,7 @@ export async function knockOnce(p: KnockPlan): Promise<KnockOutcome> {
       if (confirmation.kind !== 'confirmed') await p.sender.send(await p.build());
     });
     if (wait.ok && confirmation.kind === 'none') {
+      watch.hurry();
       const left = Math.max(0, Math.min(CONFIRM.afterReachableMs, p.timeoutMs - (performance.now() - started)));
       let timer: NodeJS.Timeout | undefined;
       const reknock = setInterval(() => void p.build().then((packet) => p.sender.send(packet)).catch(() => undefined), WAIT.reknockEveryMs);
