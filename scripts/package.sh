@@ -57,7 +57,7 @@ cp "$repo/package-lock.json" "$lib/package-lock.json"
 # cpu-features and its own crypto binding: sesame uses only its key parser and generator), no docs, types,
 # sources or tests of the dependencies.
 rm -rf "$lib/package-lock.json" "$nm/.package-lock.json" "$nm/.bin" "$nm/nan" "$nm/msgpackr-extract" "$nm/@msgpackr-extract" \
-  "$nm/node-gyp-build-optional-packages" "$nm/detect-libc" "$nm/cpu-features" "$nm/ssh2/lib/protocol/crypto/src" "$nm/ssh2/lib/protocol/crypto/build" \
+  "$nm/node-gyp-build-optional-packages" "$nm/detect-libc" "$nm/cpu-features" "$nm/buildcheck" "$nm/ssh2/lib/protocol/crypto/src" "$nm/ssh2/lib/protocol/crypto/build" \
   "$nm/ssh2/install.js"
 find "$nm" -type f \( -name '*.md' -o -name '*.markdown' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
   -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.prettierrc*' -o -name '.editorconfig' -o -name 'tsconfig*.json' \
@@ -100,7 +100,7 @@ echo "== smoke test: every module loads, keygen and a knock work"
 smoke="$work/smoke"
 mkdir -p "$smoke"
 "$node" "$lib/dist/src/cli.js" --version >/dev/null
-"$node" "$lib/dist/src/cli.js" keygen -f "$smoke/user" -C smoke >/dev/null
+"$node" "$lib/dist/src/cli.js" keygen -f "$smoke/user" -C smoke -N "" >/dev/null
 "$node" "$lib/dist/src/cli.js" keygen --server -f "$smoke/server" -C smoke >/dev/null
 XDG_CONFIG_HOME="$smoke" "$node" "$lib/dist/src/cli.js" knock 192.0.2.1 -i "$smoke/user" --server-key "$smoke/server.pub" --print-packet >/dev/null
 

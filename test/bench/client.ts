@@ -119,21 +119,21 @@ try {
   const open: number[] = [];
   for (const p of knockPorts) open.push((await timed(() => knock(p), `knock --wait tcp/${p} (open)`)).ms);
 
+  // ssh's ConnectTimeout (3 s in the helper) covers the banner exchange, so a ProxyCommand on a loaded machine gets more.
+  const patient = (argv: string[]): string[] => argv.map((a) => (a === 'ConnectTimeout=3' ? 'ConnectTimeout=30' : a));
   const proxy = ['-o', `ProxyCommand=${[process.execPath, CLI, 'ssh-proxy', '%h', '%p', ...identity].join(' ')}`];
   const sshFresh: number[] = [];
-  for (const p of proxyPorts) sshFresh.push((await timed(() => inClient(sshd.ssh(host, p, ['true'], proxy)), `ssh via ssh-proxy to ${p}`)).ms);
+  for (const p of proxyPorts) sshFresh.push((await timed(() => inClient(patient(sshd.ssh(host, p, ['true'], proxy))), `ssh via ssh-proxy to ${p}`)).ms);
   const sshProxyOpen: number[] = [];
   const sshPlain: number[] = [];
   for (let i = 0; i < SSH_RUNS; i++) {
-    sshProxyOpen.push((await timed(() => inClient(sshd.ssh(host, SSH_PORT, ['true'], proxy)), 'ssh via ssh-proxy (open)')).ms);
-    sshPlain.push((await timed(() => inClient(sshd.ssh(host, SSH_PORT, ['true'])), 'plain ssh')).ms);
+    sshProxyOpen.push((await timed(() => inClient(patient(sshd.ssh(host, SSH_PORT, ['true'], proxy))), 'ssh via ssh-proxy (open)')).ms);
+    sshPlain.push((await timed(() => inClient(patient(sshd.ssh(host, SSH_PORT, ['true']))), 'plain ssh')).ms);
   }
 
   // With the agent, interleaved with plain ssh: both to SSH_PORT, which carol's knocks keep open (each run knocks again).
   const agentEnv = { ...process.env, SSH_AUTH_SOCK: agent.socket };
   const agentProxy = ['-o', `ProxyCommand=${[process.execPath, CLI, 'ssh-proxy', '%h', '%p', '-i', `${carol}.pub`, ...identity.slice(2)].join(' ')}`];
-  // ssh's ConnectTimeout (3 s in the helper) covers the banner exchange, so a ProxyCommand on a loaded machine gets more.
-  const patient = (argv: string[]): string[] => argv.map((a) => (a === 'ConnectTimeout=3' ? 'ConnectTimeout=30' : a));
   const viaAgent = (): Promise<ExecResult> => execIn(topo.client.ns, patient(sshd.ssh(host, SSH_PORT, ['true'], agentProxy)), { timeoutMs: 60_000, env: agentEnv });
   await timed(viaAgent, 'warm-up ssh via ssh-proxy with the agent');
   const sshAgent: number[] = [];
