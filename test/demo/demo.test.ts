@@ -100,7 +100,7 @@ describe('sesame demo', { skip, timeout: 90_000 }, () => {
       from += m.index + m[0].length;
     }
     assert.doesNotMatch(out.stdout, /\x1b\[/, 'no terminal control sequences when stdout is not a TTY');
-    assert.ok(out.ms < 30_000, `the demo took ${Math.round(out.ms)} ms, more than 30 s`);
+    assert.ok(out.ms < 60_000, `the demo took ${Math.round(out.ms)} ms, more than 60 s (README: about 10 s; the bound is a hang guard with slack for a loaded machine)`);
     assert.deepEqual(leftovers(out.stdout), { namespaces: [], processes: [], dir: undefined });
     assert.deepEqual(lines('nft', ['list', 'tables']), hostTables, "the host's own nftables tables are unchanged");
     assert.deepEqual(lines('ip', ['-o', 'link', 'show']).map((l) => l.split(':')[1]?.trim()), hostLinks, "the host's own interfaces are unchanged");
