@@ -37,6 +37,8 @@ export const LABEL = {
   keyId: 'sesame/v1/key-id',
   signature: 'sesame/v1/knock',
   replay: 'sesame/v1/replay',
+  /** Admin signature over a users document (server/users-signed.ts). */
+  usersDocument: 'sesame/v1/users-document',
 } as const;
 
 /** Lengths of the derived values and keys. */

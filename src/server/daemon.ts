@@ -1,4 +1,4 @@
-// The daemon around the packet path: loads config, keys and users (refusing to start on any error), sets up the firewall table, feeds captured packets to the pipeline, and reloads the users file and the config (what a running daemon can change) until SIGTERM/SIGINT.
+// The daemon around the packet path: loads config, keys and users (refusing to start on any error), sets up the firewall table, feeds captured packets to the pipeline, and reloads the users file (or takes the etcd source's documents) and the config (what a running daemon can change) until SIGTERM/SIGINT.
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -21,6 +21,7 @@ import { loadSodium } from '../protocol/sodium.ts';
 import { loadServerKeys, openCapture, openReplay, setupFirewall, startCapture } from './startup.ts';
 import { loadUsers, revocationsIn, withRevoked } from './users.ts';
 import type { UserTable } from './users.ts';
+import { openEtcdUsers } from './users-etcd.ts';
 import { keyChanges, lostOpenOther, policyChanges, policyView } from './users-diff.ts';
 import { DAEMON, DROP_LOG } from '../limits.ts';
 import { readJson, requireTrusted, trustProblems } from '../files.ts';
@@ -78,9 +79,10 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
   let config = initial;
   // Like sshd: files that others could have written are not trusted with who may open what.
   requireTrusted(config.file, 'config file', EXIT.config);
-  requireTrusted(config.usersPath, 'users file', EXIT.config);
+  const fleet = config.etcd === undefined ? undefined : openEtcdUsers(config, log);
+  if (fleet === undefined) requireTrusted(config.usersPath, 'users file', EXIT.config);
   let servers: readonly ServerKeys[] = loadServerKeys(config);
-  let users = loadUsers(config.usersPath);
+  let users = fleet?.initial ?? loadUsers(config.usersPath);
   const now = (): number => Date.now();
   const replay = openReplay(config, now);
   const drops = new DropLog(log, { ...DROP_LOG, now });
@@ -90,6 +92,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
   const abandon = async (err: unknown): Promise<never> => {
     await capture.close().catch(() => undefined);
     await firewall.stop().catch(() => undefined);
+    await fleet?.close();
     replay.close();
     throw err;
   };
@@ -117,7 +120,17 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     resync: () => serially(() => trySyncKernel(firewall, users, log)),
   };
 
-  const reload = async (): Promise<void> => {
+  /** A new users table is in force: knocks see it at once, then the kernel follows. */
+  const apply = async (next: UserTable): Promise<void> => {
+    const before = users;
+    users = next; // from here on, knocks of revoked keys are refused
+    log.info({ event: 'users.reloaded', users: next.users.size, keys: next.keys.size }, 'users file loaded');
+    logChanges(log, before, next);
+    const narrowed = lostOpenOther(policyChanges(before, next));
+    await serially(() => trySyncKernel(firewall, next, log, { lostOpenOther: narrowed, previous: before }));
+  };
+
+  const reloadFile = async (): Promise<void> => {
     let next: UserTable;
     try {
       requireTrusted(config.usersPath, 'users file', EXIT.config);
@@ -129,13 +142,9 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
       if (keyChanges(users, next).length === 0) return;
       log.warn({ event: 'users.revocations_applied', file: config.usersPath }, 'the refused users file revokes keys: those revocations apply now, the rest of the last good version stays');
     }
-    const before = users;
-    users = next; // from here on, knocks of revoked keys are refused
-    log.info({ event: 'users.reloaded', users: next.users.size, keys: next.keys.size }, 'users file loaded');
-    logChanges(log, before, next);
-    const narrowed = lostOpenOther(policyChanges(before, next));
-    await serially(() => trySyncKernel(firewall, next, log, { lostOpenOther: narrowed, previous: before }));
+    await apply(next);
   };
+  const reload = fleet === undefined ? reloadFile : fleet.resync;
 
   // Server keys, limits, durations, log level and protected ports apply at once; the rest waits for a restart (logged).
   const reloadConfig = async (): Promise<void> => {
@@ -179,7 +188,8 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     clearTimeout(pending.get(file));
     pending.set(file, setTimeout(() => void task(), DAEMON.usersReloadDebounceMs));
   };
-  const watchers: FSWatcher[] = [watch(dirname(config.usersPath), onChange(config.usersPath, reload)), watch(dirname(config.file), onChange(config.file, reloadConfig))];
+  const watchers: FSWatcher[] = [...(fleet === undefined ? [watch(dirname(config.usersPath), onChange(config.usersPath, reload))] : []), watch(dirname(config.file), onChange(config.file, reloadConfig))];
+  fleet?.start(apply);
   onHup(() => void reloadAll());
 
   const housekeeping = setInterval(() => drops.flush(), DAEMON.housekeepingMs);
@@ -199,6 +209,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     for (const w of watchers) w.close();
     process.off('SIGHUP', hup);
     await capture.close();
+    await fleet?.close();
     await replay.durable().catch(() => {});
     replay.close();
     await kernel;

@@ -1,0 +1,168 @@
+// The etcd users source of a daemon: starts from the last good signed document kept in the state dir, then reads and watches PREFIX + "users" in etcd, applying a document only if a trusted admin signed it and its sequence moves forward; an unreachable etcd leaves the last good document in force (fail-static). Input: untrusted values from etcd.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { errorMessage, EXIT } from '../errors.ts';
+import { readOptionalText, writeFileAtomic } from '../files.ts';
+import { ETCD } from '../limits.ts';
+import { loadAdminKeys } from './admin-keys.ts';
+import type { AdminKeys } from './admin-keys.ts';
+import type { EtcdSource, ServerConfig } from './config.ts';
+import { etcdClient, usersKey } from './etcd.ts';
+import type { Etcd3 } from './etcd.ts';
+import type { Logger } from './log.ts';
+import { openSigned, order } from './users-signed.ts';
+import type { SignedDocument } from './users-signed.ts';
+import { parseUsers } from './users.ts';
+import type { UserTable } from './users.ts';
+
+/** What the metrics endpoint reads: where the users document comes from and how fresh it is. */
+export interface UsersSourceStatus {
+  /** file: a users file; connected: etcd answers; outage: etcd does not, the last good document stays in force. */
+  readonly state: 'connected' | 'outage' | 'file';
+  /** When etcd last answered (ms since the epoch). */
+  readonly lastSyncMs: number | undefined;
+  /** The sequence of the signed document in force. */
+  readonly documentVersion: number | undefined;
+}
+
+let status: UsersSourceStatus = { state: 'file', lastSyncMs: undefined, documentVersion: undefined };
+
+/** The users source's state in this process (one daemon per process). */
+export const usersSourceStatus = (): UsersSourceStatus => status;
+
+export interface EtcdUsers {
+  /** The table to start with: the local copy of the last good document, or nobody. */
+  readonly initial: UserTable;
+  /** Starts reading and watching; every newer good document goes to apply, one at a time. */
+  start(apply: (next: UserTable) => Promise<void>): void;
+  /** Reads the document now (SIGHUP). */
+  resync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const NOBODY = (): UserTable => parseUsers({ users: {} }, '(no users document yet)');
+
+/** Checks a signed document against the admin keys and the one in force; the table, or why not. */
+function check(text: string, admins: AdminKeys, e: EtcdSource, current: SignedDocument | undefined, where: string): { table: UserTable; signed: SignedDocument } | { refused: string; detail: string } | 'same' {
+  const opened = openSigned(text, admins, e.prefix);
+  if (!opened.ok) return { refused: opened.reason, detail: opened.detail };
+  const o = order(current, opened.signed);
+  if (o === 'same') return 'same';
+  if (o !== 'newer') return { refused: o, detail: `sequence ${opened.signed.sequence}, the document in force has ${current?.sequence ?? 0}` };
+  try {
+    return { table: parseUsers(opened.json, where), signed: opened.signed };
+  } catch (err) {
+    return { refused: 'invalid', detail: errorMessage(err) };
+  }
+}
+
+export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
+  const e = config.etcd;
+  if (e === undefined) throw new Error('openEtcdUsers without users.etcd');
+  const admins = loadAdminKeys(config.adminKeys, config.file);
+  const key = usersKey(e);
+  const copy = config.usersPath;
+  let current: SignedDocument | undefined;
+  let initial = NOBODY();
+  const saved = readOptionalText(copy, 'local copy of the users document', EXIT.state);
+  if (saved !== undefined) {
+    const c = check(saved, admins, e, undefined, copy);
+    if (c !== 'same' && 'table' in c) {
+      initial = c.table;
+      current = c.signed;
+    } else log.error({ event: 'users.rejected', source: 'copy', file: copy, reason: c === 'same' ? '' : c.refused, detail: c === 'same' ? '' : c.detail }, 'the local copy of the users document is refused; nobody may knock until etcd answers');
+  }
+  status = { state: 'outage', lastSyncMs: undefined, documentVersion: current?.sequence };
+
+  let client: Etcd3 = etcdClient(e);
+  let watching: 'no' | 'pending' | 'yes' = 'no';
+  let seenRevision = '';
+  let closed = false;
+  /** The outage is logged once, not at every failed read. */
+  let reported = false;
+  let timer: NodeJS.Timeout | undefined;
+  let apply: (next: UserTable) => Promise<void> = async () => {};
+  let queue: Promise<void> = Promise.resolve();
+  const serially = (task: () => Promise<void>): Promise<void> => (queue = queue.then(task).catch((err: unknown) => log.error({ event: 'users.apply_failed', err: errorMessage(err) }, 'could not apply the users document')));
+
+  const take = (text: string, revision: string): Promise<void> => serially(async () => {
+    if (revision === seenRevision) return;
+    seenRevision = revision;
+    const c = check(text, admins, e, current, `etcd ${key}`);
+    if (c === 'same') return;
+    if ('refused' in c) {
+      log.error({ event: 'users.rejected', source: 'etcd', key, revision, reason: c.refused, errors: c.detail.split('\n') }, 'users document in etcd refused; keeping the last good version');
+      return;
+    }
+    current = c.signed;
+    status = { ...status, documentVersion: c.signed.sequence };
+    try {
+      mkdirSync(dirname(copy), { recursive: true, mode: 0o700 });
+      writeFileAtomic(copy, text, { mode: 0o600, replace: true });
+    } catch (err) {
+      log.error({ event: 'users.copy_failed', file: copy, err: errorMessage(err) }, 'could not keep a local copy of the users document; it applies, but a restart during an etcd outage would start from the older copy');
+    }
+    await apply(c.table);
+  });
+
+  const watch = (fromRevision: string): void => {
+    watching = 'pending';
+    const mine = client;
+    mine.watch().key(key).startRevision(String(BigInt(fromRevision) + 1n)).create().then((w) => {
+      if (closed || mine !== client) return void w.cancel().catch(() => undefined);
+      watching = 'yes';
+      w.on('put', (kv) => void take(kv.value.toString(), kv.mod_revision));
+      w.on('delete', () => log.warn({ event: 'users.deleted', key }, 'the users document was deleted from etcd; the last good version stays in force'));
+      // A watch broken for good (its revision compacted away): the next read starts a full reload and a new watch.
+      w.on('error', (err: Error) => {
+        log.warn({ event: 'users.watch_broken', err: errorMessage(err) }, 'etcd watch ended; reading the document again');
+        if (mine === client) watching = 'no';
+        seenRevision = '';
+      });
+    }, () => {
+      if (mine === client) watching = 'no';
+    });
+  };
+
+  /** One read: the document, the state, a watch if there is none. A failed read is an outage: a fresh client, so the next read dials anew. */
+  const probe = async (): Promise<void> => {
+    try {
+      const res = await client.get(key).exec();
+      reported = false;
+      if (status.state !== 'connected') log.info({ event: 'users.source_connected', endpoints: e.endpoints, key }, 'etcd answers; users document read');
+      status = { ...status, state: 'connected', lastSyncMs: Date.now() };
+      const kv = res.kvs[0];
+      if (kv === undefined) log.debug({ event: 'users.missing', key }, 'no users document in etcd yet');
+      else await take(kv.value.toString(), kv.mod_revision);
+      if (watching === 'no') watch(res.header.revision);
+    } catch (err) {
+      if (closed) return;
+      if (!reported) log.error({ event: 'users.source_outage', endpoints: e.endpoints, err: errorMessage(err) }, 'etcd unreachable; the last good users document stays in force');
+      reported = true;
+      status = { ...status, state: 'outage' };
+      const old = client;
+      client = etcdClient(e);
+      watching = 'no';
+      old.close();
+    }
+  };
+  const loop = async (): Promise<void> => {
+    await probe();
+    if (!closed) timer = setTimeout(() => void loop(), ETCD.probeEveryMs);
+  };
+
+  return {
+    initial,
+    start(onTable) {
+      apply = onTable;
+      void loop();
+    },
+    resync: probe,
+    async close() {
+      closed = true;
+      clearTimeout(timer);
+      await queue;
+      client.close();
+    },
+  };
+}
