@@ -7,8 +7,8 @@ import { ETCD } from '../limits.ts';
 import { loadAdminKeys } from './admin-keys.ts';
 import type { AdminKeys } from './admin-keys.ts';
 import type { EtcdSource, ServerConfig } from './config.ts';
-import { etcdClient, usersKey } from './etcd.ts';
-import type { Etcd3 } from './etcd.ts';
+import { etcdClient, readEtcdCredentials, usersKey } from './etcd.ts';
+import type { Etcd3, Watcher } from './etcd.ts';
 import type { Logger } from './log.ts';
 import { openSigned, order } from './users-signed.ts';
 import type { SignedDocument } from './users-signed.ts';
@@ -61,6 +61,7 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
   if (e === undefined) throw new Error('openEtcdUsers without users.etcd');
   const admins = loadAdminKeys(config.adminKeys, config.file);
   const key = usersKey(e);
+  const credentials = readEtcdCredentials(e);
   const copy = config.usersPath;
   let current: SignedDocument | undefined;
   let initial = NOBODY();
@@ -74,8 +75,8 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
   }
   status = { state: 'outage', lastSyncMs: undefined, documentVersion: current?.sequence };
 
-  let client: Etcd3 = etcdClient(e);
-  let watching: 'no' | 'pending' | 'yes' = 'no';
+  let client: Etcd3 | undefined;
+  let watcher: Watcher | undefined;
   let seenRevision = '';
   let closed = false;
   /** The outage is logged once, not at every failed read. */
@@ -105,45 +106,53 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
     await apply(c.table);
   });
 
-  const watch = (fromRevision: string): void => {
-    watching = 'pending';
-    const mine = client;
-    mine.watch().key(key).startRevision(String(BigInt(fromRevision) + 1n)).create().then((w) => {
-      if (closed || mine !== client) return void w.cancel().catch(() => undefined);
-      watching = 'yes';
-      w.on('put', (kv) => void take(kv.value.toString(), kv.mod_revision));
-      w.on('delete', () => log.warn({ event: 'users.deleted', key }, 'the users document was deleted from etcd; the last good version stays in force'));
-      // A watch broken for good (its revision compacted away): the next read starts a full reload and a new watch.
-      w.on('error', (err: Error) => {
-        log.warn({ event: 'users.watch_broken', err: errorMessage(err) }, 'etcd watch ended; reading the document again');
-        if (mine === client) watching = 'no';
-        seenRevision = '';
-      });
-    }, () => {
-      if (mine === client) watching = 'no';
+  /** Ends the watch and the client (a watch left on a closed client would keep redialling, and keep the process alive). */
+  const drop = (): void => {
+    const w = watcher;
+    watcher = undefined;
+    if (w !== undefined) {
+      w.removeAllListeners();
+      w.on('error', () => undefined);
+      void w.cancel().catch(() => undefined);
+    }
+    client?.close();
+    client = undefined;
+  };
+
+  const watch = (on: Etcd3, fromRevision: string): void => {
+    const w = on.watch().key(key).startRevision(String(BigInt(fromRevision) + 1n)).watcher();
+    watcher = w;
+    w.on('put', (kv) => void take(kv.value.toString(), kv.mod_revision));
+    w.on('delete', () => log.warn({ event: 'users.deleted', key }, 'the users document was deleted from etcd; the last good version stays in force'));
+    // A watch broken for good (its revision compacted away, say): the next read is a full reload, with a new watch.
+    w.on('error', (err: Error) => {
+      log.warn({ event: 'users.watch_broken', err: errorMessage(err) }, 'etcd watch ended; reading the document again');
+      if (watcher === w) watcher = undefined;
+      seenRevision = '';
+      void w.cancel().catch(() => undefined);
     });
   };
 
   /** One read: the document, the state, a watch if there is none. A failed read is an outage: a fresh client, so the next read dials anew. */
   const probe = async (): Promise<void> => {
     try {
-      const res = await client.get(key).exec();
+      client ??= await etcdClient(e, credentials);
+      const on = client;
+      const res = await on.get(key).exec();
+      if (closed || on !== client) return;
       reported = false;
       if (status.state !== 'connected') log.info({ event: 'users.source_connected', endpoints: e.endpoints, key }, 'etcd answers; users document read');
       status = { ...status, state: 'connected', lastSyncMs: Date.now() };
       const kv = res.kvs[0];
       if (kv === undefined) log.debug({ event: 'users.missing', key }, 'no users document in etcd yet');
       else await take(kv.value.toString(), kv.mod_revision);
-      if (watching === 'no') watch(res.header.revision);
+      if (watcher === undefined) watch(on, res.header.revision);
     } catch (err) {
       if (closed) return;
       if (!reported) log.error({ event: 'users.source_outage', endpoints: e.endpoints, err: errorMessage(err) }, 'etcd unreachable; the last good users document stays in force');
       reported = true;
       status = { ...status, state: 'outage' };
-      const old = client;
-      client = etcdClient(e);
-      watching = 'no';
-      old.close();
+      drop(); // the next read dials anew
     }
   };
   const loop = async (): Promise<void> => {
@@ -162,7 +171,7 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
       closed = true;
       clearTimeout(timer);
       await queue;
-      client.close();
+      drop();
     },
   };
 }
