@@ -24,7 +24,7 @@ const sourceOf = (config: ServerConfig): EtcdSource => {
   return config.etcd;
 };
 
-const unreachable = (e: EtcdSource, err: unknown, outcome: string): OperatorError => new OperatorError(`cannot reach etcd at ${e.endpoints.join(', ')}: ${errorMessage(err)}; ${outcome}`, EXIT.network);
+const unreachable = (e: EtcdSource, err: unknown, outcome: string): OperatorError => new OperatorError(`cannot use etcd at ${e.endpoints.join(', ')}: ${errorMessage(err)}; ${outcome}`, EXIT.network);
 
 /** The document in etcd, refused unless a trusted admin signed it (an edit never builds on what a server would refuse). */
 async function read(client: Etcd3, e: EtcdSource, admins: AdminKeys): Promise<Current> {

@@ -1,4 +1,4 @@
-// A real etcd cluster for the tests: three members in their own sesame-* namespace, one loopback address each, reached from server namespaces over one veth each (a link that a test can cut); data in a temporary directory; members killed and everything removed on destroy and on any exit. Trusts the test code that calls it.
+// A real etcd cluster for the tests: three members (or as many as asked, optionally with TLS and client certificates) in their own sesame-* namespace, one loopback address each, reached from server namespaces over one veth each (a link that a test can cut); data in a temporary directory; members killed and everything removed on destroy and on any exit. Trusts the test code that calls it.
 import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -37,24 +37,41 @@ export function etcdMissing(): string | undefined {
   return undefined;
 }
 
-export async function startEtcdCluster(tag: string, size = 3): Promise<EtcdCluster> {
+/** PEM files: the CA, and a certificate (serverAuth and clientAuth, the members' addresses as IP SANs) that members and etcdctl use. */
+export interface EtcdTls {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** The members' addresses for a tag, known before the cluster starts (for certificates). */
+export function etcdHosts(tag: string, size = 3): string[] {
+  const net = subnetsFor(`${tag}-etcd`).v4;
+  return Array.from({ length: size }, (_, j) => `${net}.${201 + j}`);
+}
+
+/** With tls, clients must present a certificate the CA signed (--client-cert-auth), and URLs are https. */
+export async function startEtcdCluster(tag: string, size = 3, tls?: EtcdTls): Promise<EtcdCluster> {
   const ns = `sesame-${tag}-etcd`;
   const net = subnetsFor(`${tag}-etcd`).v4;
   const ids = Array.from({ length: size }, (_, j) => j + 1);
   const host = (j: number): string => `${net}.${200 + j}`;
-  const endpoints = ids.map((j) => `http://${host(j)}:2379`);
+  const scheme = tls === undefined ? 'http' : 'https';
+  const endpoints = ids.map((j) => `${scheme}://${host(j)}:2379`);
   const cluster = ids.map((j) => `m${j}=http://${host(j)}:2380`).join(',');
+  const tlsFlags = tls === undefined ? [] : ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth'];
+  const ctlTls = tls === undefined ? [] : [`--cacert=${tls.ca}`, `--cert=${tls.cert}`, `--key=${tls.key}`];
   const data = mkdtempSync(join(tmpdir(), 'sesame-etcd-'));
   removeAtExit(ns);
   process.once('exit', () => rmSync(data, { recursive: true, force: true }));
   let members: ChildProcess[] = [];
   const output: string[] = [];
-  const ctl = (args: readonly string[], input?: string): Promise<ExecResult> => execIn(ns, ['etcdctl', `--endpoints=${endpoints.join(',')}`, '--command-timeout=3s', ...args], input === undefined ? {} : { input });
+  const ctl = (args: readonly string[], input?: string): Promise<ExecResult> => execIn(ns, ['etcdctl', `--endpoints=${endpoints.join(',')}`, '--command-timeout=3s', ...ctlTls, ...args], input === undefined ? {} : { input });
 
   const start = async (): Promise<void> => {
     members = ids.map((j) => {
       const child = spawnIn(ns, ['etcd', '--name', `m${j}`, '--data-dir', join(data, `m${j}`),
-        '--listen-client-urls', `http://${host(j)}:2379`, '--advertise-client-urls', `http://${host(j)}:2379`,
+        '--listen-client-urls', `${scheme}://${host(j)}:2379`, '--advertise-client-urls', `${scheme}://${host(j)}:2379`, ...tlsFlags,
         '--listen-peer-urls', `http://${host(j)}:2380`, '--initial-advertise-peer-urls', `http://${host(j)}:2380`,
         '--initial-cluster', cluster, '--initial-cluster-state', 'new', '--initial-cluster-token', `sesame-${tag}`,
         // Loopback: short heartbeats and elections, so a (re)started cluster has a leader in well under a second.
