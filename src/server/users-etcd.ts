@@ -56,6 +56,15 @@ function check(text: string, admins: AdminKeys, e: EtcdSource, current: SignedDo
   }
 }
 
+/** The local copy of the last good document (config.usersPath): its table, why it is refused, or undefined if there is none yet. */
+export function readLocalCopy(config: ServerConfig, admins: AdminKeys): { table: UserTable; signed: SignedDocument } | { refused: string; detail: string } | undefined {
+  if (config.etcd === undefined) return undefined;
+  const saved = readOptionalText(config.usersPath, 'local copy of the users document', EXIT.state);
+  if (saved === undefined) return undefined;
+  const c = check(saved, admins, config.etcd, undefined, config.usersPath);
+  return c === 'same' ? undefined : c;
+}
+
 export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
   const e = config.etcd;
   if (e === undefined) throw new Error('openEtcdUsers without users.etcd');
@@ -65,13 +74,12 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
   const copy = config.usersPath;
   let current: SignedDocument | undefined;
   let initial = NOBODY();
-  const saved = readOptionalText(copy, 'local copy of the users document', EXIT.state);
-  if (saved !== undefined) {
-    const c = check(saved, admins, e, undefined, copy);
-    if (c !== 'same' && 'table' in c) {
-      initial = c.table;
-      current = c.signed;
-    } else log.error({ event: 'users.rejected', source: 'copy', file: copy, reason: c === 'same' ? '' : c.refused, detail: c === 'same' ? '' : c.detail }, 'the local copy of the users document is refused; nobody may knock until etcd answers');
+  const saved = readLocalCopy(config, admins);
+  if (saved !== undefined && 'table' in saved) {
+    initial = saved.table;
+    current = saved.signed;
+  } else if (saved !== undefined) {
+    log.error({ event: 'users.rejected', source: 'copy', file: copy, reason: saved.refused, errors: saved.detail.split('\n') }, 'the local copy of the users document is refused; nobody may knock until etcd answers');
   }
   status = { state: 'outage', lastSyncMs: undefined, documentVersion: current?.sequence };
 
@@ -155,8 +163,13 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
       drop(); // the next read dials anew
     }
   };
+  /** One read at a time (the timer and a SIGHUP may ask together). */
+  let probing: Promise<void> | undefined;
+  const probeOnce = (): Promise<void> => (probing ??= probe().finally(() => {
+    probing = undefined;
+  }));
   const loop = async (): Promise<void> => {
-    await probe();
+    await probeOnce();
     if (!closed) timer = setTimeout(() => void loop(), ETCD.probeEveryMs);
   };
 
@@ -166,7 +179,7 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
       apply = onTable;
       void loop();
     },
-    resync: probe,
+    resync: probeOnce,
     async close() {
       closed = true;
       clearTimeout(timer);

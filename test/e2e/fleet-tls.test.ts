@@ -74,8 +74,6 @@ describe('the etcd users source over TLS: client certificates, user and password
     // The daemon: TLS with the client certificate only, so etcd takes the user from its CN.
     dir = makeServerDir({ usersFile: undefined, users: { etcd: { endpoints: etcd.endpoints, prefix: PREFIX, tls: { ca: join(pki, 'ca.crt'), cert: join(pki, 'sesame.crt'), key: join(pki, 'sesame.key') } } }, adminKeys: ['admin.pub'], protect: ['tcp/2222'] });
     copyFileSync(`${admin()}.pub`, join(dir.dir, 'admin.pub'));
-    daemon = new Daemon(topo.server.ns, dir.configPath);
-    await daemon.event('server.started', 10_000);
   });
 
   after(async () => {
@@ -86,7 +84,15 @@ describe('the etcd users source over TLS: client certificates, user and password
     if (pki !== undefined) rmSync(pki, { recursive: true, force: true });
   });
 
+  test('server --check passes offline: admin keys and etcd credentials load; it warns that there is no local copy yet', async () => {
+    const r = await execIn(topo.server.ns, [process.execPath, CLI, 'server', '-c', dir.configPath, '--check']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /no local copy of the users document yet/);
+  });
+
   test('a daemon authenticated by its client certificate reads what a CLI authenticated by user and password wrote', async () => {
+    daemon = new Daemon(topo.server.ns, dir.configPath);
+    await daemon.event('server.started', 10_000);
     await daemon.event('users.source_connected', 10_000);
     writeFileSync(join(dir.dir, 'etcd.password'), 'sesame-secret\n', { mode: 0o600 });
     const withPassword = cliConfig('cli-password.json', { tls: { ca: join(pki, 'ca.crt'), cert: join(pki, 'sesame.crt'), key: join(pki, 'sesame.key') }, auth: { user: 'sesame', passwordFile: 'etcd.password' } });
