@@ -12,7 +12,8 @@ import type { Etcd3, Watcher } from './etcd.ts';
 import type { Logger } from './log.ts';
 import { openSigned, order } from './users-signed.ts';
 import type { SignedDocument } from './users-signed.ts';
-import { parseUsers } from './users.ts';
+import { droppedRevocations } from './users-diff.ts';
+import { parseUsers, validateUsersFile } from './users.ts';
 import type { UserTable } from './users.ts';
 
 /** What the metrics endpoint reads: where the users document comes from and how fresh it is. */
@@ -43,17 +44,21 @@ export interface EtcdUsers {
 const NOBODY = (): UserTable => parseUsers({ users: {} }, '(no users document yet)');
 
 /** Checks a signed document against the admin keys and the one in force; the table, or why not. */
-function check(text: string, admins: AdminKeys, e: EtcdSource, current: SignedDocument | undefined, where: string): { table: UserTable; signed: SignedDocument } | { refused: string; detail: string } | 'same' {
+function check(text: string, admins: AdminKeys, e: EtcdSource, current: { signed: SignedDocument; table: UserTable } | undefined, where: string): { table: UserTable; signed: SignedDocument } | { refused: string; detail: string } | 'same' {
   const opened = openSigned(text, admins, e.prefix);
   if (!opened.ok) return { refused: opened.reason, detail: opened.detail };
-  const o = order(current, opened.signed);
+  const o = order(current?.signed, opened.signed);
   if (o === 'same') return 'same';
-  if (o !== 'newer') return { refused: o, detail: `sequence ${opened.signed.sequence}, the document in force has ${current?.sequence ?? 0}` };
+  if (o !== 'newer') return { refused: o, detail: `sequence ${opened.signed.sequence}, the document in force has ${current?.signed.sequence ?? 0}` };
+  let table: UserTable;
   try {
-    return { table: parseUsers(opened.json, where), signed: opened.signed };
+    table = parseUsers(opened.json, where);
   } catch (err) {
     return { refused: 'invalid', detail: errorMessage(err) };
   }
+  const dropped = current === undefined ? [] : droppedRevocations(current.table, validateUsersFile(opened.json, where));
+  if (dropped.length > 0) return { refused: 'unrevoked', detail: `keys revoked in the document in force are missing from its revocation record: ${dropped.join(', ')} (built on an older document?)` };
+  return { table, signed: opened.signed };
 }
 
 /** The local copy of the last good document (config.usersPath): its table, why it is refused, or undefined if there is none yet. */
@@ -72,16 +77,16 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
   const key = usersKey(e);
   const credentials = readEtcdCredentials(e);
   const copy = config.usersPath;
-  let current: SignedDocument | undefined;
+  let current: { signed: SignedDocument; table: UserTable } | undefined;
   let initial = NOBODY();
   const saved = readLocalCopy(config, admins);
   if (saved !== undefined && 'table' in saved) {
     initial = saved.table;
-    current = saved.signed;
+    current = saved;
   } else if (saved !== undefined) {
     log.error({ event: 'users.rejected', source: 'copy', file: copy, reason: saved.refused, errors: saved.detail.split('\n') }, 'the local copy of the users document is refused; nobody may knock until etcd answers');
   }
-  status = { state: 'outage', lastSyncMs: undefined, documentVersion: current?.sequence };
+  status = { state: 'outage', lastSyncMs: undefined, documentVersion: current?.signed.sequence };
 
   let client: Etcd3 | undefined;
   let watcher: Watcher | undefined;
@@ -103,7 +108,7 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
       log.error({ event: 'users.rejected', source: 'etcd', key, revision, reason: c.refused, errors: c.detail.split('\n') }, 'users document in etcd refused; keeping the last good version');
       return;
     }
-    current = c.signed;
+    current = c;
     status = { ...status, documentVersion: c.signed.sequence };
     try {
       mkdirSync(dirname(copy), { recursive: true, mode: 0o700 });

@@ -52,6 +52,8 @@ describe('a fleet on etcd: three servers, one signed users document', { skip }, 
   const servers: Server[] = [];
   const listeners: { stop: () => Promise<void> }[] = [];
   const users = new Map<string, UserKeys>();
+  /** The signed document as it was after the first add: validly signed, and older than every later one. */
+  let early = '';
 
   const start = async (s: Server): Promise<Daemon> => {
     const d = new Daemon(s.topo.server.ns, s.dir.configPath);
@@ -148,6 +150,7 @@ describe('a fleet on etcd: three servers, one signed users document', { skip }, 
     await add(1, 'alice');
     await grantEverywhere('alice');
     for (const s of servers) assert.equal(await grantsOf(s, 'alice'), 1, `alice's grant on server ${s.i}`);
+    early = await stored();
   });
 
   test('concurrent edits lose nothing: two CLIs on two machines, and six editors racing in one process', async () => {
@@ -210,12 +213,20 @@ console.log(edits);`;
     process.stdout.write(`# fleet revoke -> grant closed, ${fromExit.length} closes (${TRIALS} revocations x 3 servers): median ${median(fromExit)} ms after the CLI exited (max ${Math.max(...fromExit)}), median ${median(fromStart)} ms after it started\n`);
   });
 
-  test('a document without a trusted admin signature, or an older one, is refused by all three', async () => {
+  test('a document without a trusted admin signature, an older one, or one that drops revocations is refused by all three', async () => {
     const good = await stored();
     const mallory = generateUserKeys();
     const doc = { users: { mallory: { keys: [{ key: formatKeyLine(KEY_TYPE.userPublic, mallory.publicKey, 'mallory').trim() }], ports: [`tcp/${PORT}`] } } };
     const rogue = generateUserKeys();
+    // The admin's own signature on the current document minus its revocation record, under a higher sequence: what an
+    // edit built on an older document would look like.
+    const current = openSigned(good, loadAdminKeys([`${adminKey}.pub`], 'test'), PREFIX);
+    assert.ok(current.ok);
+    const unrevoked = validateUsersFile(current.json, 'etcd');
+    delete unrevoked.revoked;
     const cases: [string, string][] = [
+      ['rollback', early],
+      ['unrevoked', signDocument(unrevoked, nextSequence(current.signed.sequence, Date.now()), PREFIX, readUserSecretKey(adminKey))],
       ['unsigned', JSON.stringify(doc)],
       ['unknown_signer', signDocument(doc, Date.now() + 1_000_000, PREFIX, rogue)],
       ['bad_signature', good.replace('"sequence": ', '"sequence": 1')],

@@ -9,6 +9,8 @@ import { loadSodium } from '../../src/protocol/sodium.ts';
 import { OperatorError } from '../../src/errors.ts';
 import { loadAdminKeys } from '../../src/server/admin-keys.ts';
 import { parseConfig } from '../../src/server/config.ts';
+import { droppedRevocations } from '../../src/server/users-diff.ts';
+import { parseUsers } from '../../src/server/users.ts';
 import { nextSequence, openSigned, order, REFUSED, signDocument } from '../../src/server/users-signed.ts';
 import type { SignedDocument } from '../../src/server/users-signed.ts';
 
@@ -95,4 +97,13 @@ test('config: users.etcd selects etcd, needs adminKeys (files relative to the co
   assert.match(refused({ ...base, users: etcd, usersFile: 'u.json', adminKeys: ['a.pub'] }), /give exactly one of "usersFile", "users"/);
   assert.match(refused({ ...base, users: { etcd: { ...etcd.etcd, endpoints: ['https://10.0.0.1:2379'] } }, adminKeys: ['a.pub'] }), /tls/);
   assert.throws(() => loadAdminKeys(['not a key'], 'c.json'), /c\.json: \/adminKeys\/0/);
+});
+
+test('a next document must keep every revocation of the one in force (active or reinstated), or it is built on an older one', () => {
+  const bob = line(other);
+  const revoked = { users: {}, revoked: [{ key: bob, user: 'bob', at: '2026-01-01' }] };
+  const before = parseUsers(revoked, 'doc');
+  assert.deepEqual(droppedRevocations(before, { users: {} }), [toHex(deriveKeyId(other.publicKey))]);
+  assert.deepEqual(droppedRevocations(before, revoked), []);
+  assert.deepEqual(droppedRevocations(before, { users: { bob: { keys: [{ key: bob }], ports: ['tcp/22'] } }, revoked: [{ key: bob, user: 'bob', at: '2026-01-01', reinstated: { at: '2026-01-02' } }] }), [], 'a reinstatement keeps the record');
 });
