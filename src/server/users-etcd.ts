@@ -152,7 +152,8 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
       client ??= await etcdClient(e, credentials);
       const on = client;
       const res = await on.get(key).exec();
-      if (closed || on !== client) return;
+      if (closed) return drop(); // closed during the read: this client is the last one
+      if (on !== client) return;
       reported = false;
       if (status.state !== 'connected') log.info({ event: 'users.source_connected', endpoints: e.endpoints, key }, 'etcd answers; users document read');
       status = { ...status, state: 'connected', lastSyncMs: Date.now() };
@@ -161,7 +162,7 @@ export function openEtcdUsers(config: ServerConfig, log: Logger): EtcdUsers {
       else await take(kv.value.toString(), kv.mod_revision);
       if (watcher === undefined) watch(on, res.header.revision);
     } catch (err) {
-      if (closed) return;
+      if (closed) return drop();
       if (!reported) log.error({ event: 'users.source_outage', endpoints: e.endpoints, err: errorMessage(err) }, 'etcd unreachable; the last good users document stays in force');
       reported = true;
       status = { ...status, state: 'outage' };
