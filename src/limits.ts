@@ -199,3 +199,21 @@ export const PASSPHRASE = {
   /** bcrypt-pbkdf rounds for keys sesame keygen encrypts: ssh-keygen's default. */
   kdfRounds: 16,
 } as const;
+
+/** The etcd users source (server/users-etcd.ts) and `sesame user` against etcd (cli/user-etcd.ts). */
+export const ETCD = {
+  /** Each daemon reads the document this often besides its watch: it finds an outage, and the end of one, within about this. */
+  probeEveryMs: 1_000,
+  /** Deadline of one unary call (read, transaction); a stream (the watch) has none. */
+  callTimeoutMs: 2_000,
+  /** A host that failed this many calls in a row is skipped for retryHostAfterMs. */
+  hostFailuresBeforeSkip: 3,
+  retryHostAfterMs: 1_000,
+  /** Watch stream reconnects: first delay and cap. */
+  watchBackoffMs: 100,
+  watchBackoffMaxMs: 1_000,
+  /** Compare-and-swap attempts of one `sesame user` edit before it gives up (another admin keeps winning). */
+  maxEditAttempts: 20,
+  /** Size cap of the signed document (etcd's own default request cap is 1.5 MiB). */
+  maxDocumentBytes: 1_000_000,
+} as const;

@@ -12,6 +12,9 @@ import { readServerSecretKey } from '../protocol/keyfile.ts';
 import { fingerprint } from '../protocol/keys.ts';
 import { loadSodium } from '../protocol/sodium.ts';
 import { PcapCapture } from '../server/capture-pcap.ts';
+import { loadAdminKeys } from '../server/admin-keys.ts';
+import { readEtcdCredentials } from '../server/etcd.ts';
+import { readLocalCopy } from '../server/users-etcd.ts';
 import type { ServerConfig } from '../server/config.ts';
 import { bypasses, bypassWarning, readNatRules } from '../server/dnat.ts';
 import { listRuleset, NftablesFirewall } from '../server/nftables.ts';
@@ -58,13 +61,23 @@ function pathNote(config: ServerConfig, a: Access): string {
   return on(config.protectInput) && on(config.protectForward) ? '' : on(config.protectForward) ? ' (forward path only)' : ' (input path only)';
 }
 
+/** The etcd source, offline: admin keys and etcd credentials load; the local copy of the last good document, if any, opens. */
+function checkEtcd(config: ServerConfig, warnings: string[]): UserTable | undefined {
+  const admins = loadAdminKeys(config.adminKeys, config.file);
+  if (config.etcd !== undefined) readEtcdCredentials(config.etcd);
+  const copy = readLocalCopy(config, admins);
+  if (copy === undefined) warnings.push(`no local copy of the users document yet (${config.usersPath}): until etcd answers, nobody can knock`);
+  else if ('refused' in copy) warnings.push(`the local copy ${config.usersPath} is refused (${copy.refused}): until etcd answers, nobody can knock`);
+  return copy !== undefined && 'table' in copy ? copy.table : undefined;
+}
+
 /** `daemonUid`: whose files the daemon will trust (root's and its own); default: whoever runs the check. */
 export async function check(config: ServerConfig, daemonUid?: number): Promise<number> {
   await loadSodium();
   const problems: string[] = [];
   const warnings: string[] = [];
   const uid = daemonUid ?? process.getuid?.() ?? 0;
-  for (const path of [config.file, config.usersPath, ...config.serverKeyPaths]) problems.push(...trustProblems(path, uid));
+  for (const path of [config.file, ...(config.etcd === undefined ? [config.usersPath] : []), ...config.serverKeyPaths]) problems.push(...trustProblems(path, uid));
   let keyLine = '';
   for (const path of config.serverKeyPaths) {
     try {
@@ -75,8 +88,9 @@ export async function check(config: ServerConfig, daemonUid?: number): Promise<n
   }
   let users: UserTable | undefined;
   try {
-    users = loadUsers(config.usersPath);
-    if (users.users.size === 0) warnings.push(`no users in ${config.usersPath}: nobody can knock yet (sesame user add NAME --key FILE)`);
+    if (config.etcd !== undefined) users = checkEtcd(config, warnings);
+    else users = loadUsers(config.usersPath);
+    if (users?.users.size === 0) warnings.push(`no users in ${config.usersPath}: nobody can knock yet (sesame user add NAME --key FILE)`);
   } catch (err) {
     problems.push(...errorMessage(err).split('\n'));
   }

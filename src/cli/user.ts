@@ -13,6 +13,7 @@ import { parseUsers, validateUsersFile } from '../server/users.ts';
 import type { UsersFile } from '../server/users.ts';
 import { addKey, normalKeyLine, revokeKeys, setPolicy } from '../server/users-edit.ts';
 import { invitationServer, printInvitation } from './invite.ts';
+import { editEtcdUsers, readEtcdUsers } from './user-etcd.ts';
 import { list, show } from './user-view.ts';
 import { printable, requirePrintable } from '../text.ts';
 
@@ -25,12 +26,16 @@ const HELP = `usage: sesame user add NAME --key FILE_OR_LINE [--ports tcp/22,...
        sesame user revoke NAME [--key KEYID] [--reason TEXT] [--keep-sessions]
        sesame user remove NAME [--reason TEXT] [--keep-sessions]
   every form takes -c CONFIG (default ${DEFAULT_SERVER_CONFIG}); the users file is the config's "usersFile"
+  with the config's "users": {"etcd": ...}, edits the signed document in etcd instead: add, set, revoke and
+  remove sign it with --admin-key FILE (or SESAME_ADMIN_KEY=FILE), a key listed in the config's adminKeys
 
 Edits the server's users file under an exclusive lock (a second edit waits up to ${LOCK.waitSeconds} s, then fails):
 the whole result is validated, then written atomically (temp file, fsync, rename, same owner and
 mode). On any problem nothing changes. A running server picks the change up within a second: it
 closes the open grants of revoked keys and cuts the connections they admitted, and closes grants that
 a narrowed policy no longer allows. A server that was not running does the same when it starts.
+In etcd, the edit is a compare-and-swap transaction (a lost race reads and edits again); every server
+that watches the prefix applies it within a second.
 
   add NAME          add a user, or another key to an existing user
     --key K         a public key file, or the line itself: "sesame-ed25519 BASE64 [comment]" or an
@@ -77,6 +82,7 @@ export async function user(argv: string[]): Promise<number> {
     host: { type: 'string' },
     'knock-port': { type: 'string' },
     qr: { type: 'boolean' },
+    'admin-key': { type: 'string' },
   }, true);
   const [action, name, ...extra] = positionals;
   // Everything given here may end up in the file and on an admin's terminal, and is echoed in errors: refused once, here.
@@ -98,7 +104,7 @@ export async function user(argv: string[]): Promise<number> {
   // Everything the invitation needs from flags and key files is read before any edit: a bad --host changes nothing.
   const server = action === 'add' || action === 'invite' ? invitationServer(action, config, values) : undefined;
   if (action === 'list' || action === 'show' || action === 'invite') {
-    const doc = readUsers(usersPath);
+    const doc = config.etcd === undefined ? readUsers(usersPath) : await readEtcdUsers(config);
     if (action === 'invite') return printInvitation(doc, needName(), server, values.qr === true, false);
     return action === 'list' ? list(doc, values.json === true) : show(doc, needName(), values.json === true);
   }
@@ -127,8 +133,8 @@ export async function user(argv: string[]): Promise<number> {
         throw new OperatorError(`unknown action "${action}" (add, set, list, show, revoke, remove)`, EXIT.usage);
     }
   };
-  // Read, edit and replace under the lock: two admins at once never lose an update.
-  const said = await withLock(usersPath, 'users file', () => {
+  // Read, edit and replace under the lock (or in one etcd transaction): two admins at once never lose an update.
+  const said = config.etcd !== undefined ? await editEtcdUsers(config, values['admin-key'], edit) : await withLock(usersPath, 'users file', () => {
     let doc: UsersFile;
     let broken: string | undefined;
     try {
@@ -150,7 +156,7 @@ export async function user(argv: string[]): Promise<number> {
     if (process.stdout.isTTY === true) process.stdout.write(`(to give ${name} the one line that sets up their client: sesame user invite ${name} --host HOST; or set publicHost in the config)\n`);
     return EXIT.ok;
   }
-  return printInvitation(readUsers(usersPath), needName(), server, values.qr === true, true);
+  return printInvitation(config.etcd === undefined ? readUsers(usersPath) : await readEtcdUsers(config), needName(), server, values.qr === true, true);
 }
 
 /**

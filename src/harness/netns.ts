@@ -159,22 +159,48 @@ function addresses(s: Side): string[][] {
   return [...s.cidrs.map((c) => add(c, [])), ...(s.deprecatedCidrs ?? []).map((c) => add(c, ['preferred_lft', '0']))];
 }
 
+/** Creates ns (after removing a stale one of the same name) with its loopback up. */
+export async function addNamespace(ns: string): Promise<void> {
+  removeNamespace(ns);
+  await must(['ip', 'netns', 'add', owned(ns)]);
+  await must(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+}
+
+/** Joins two existing namespaces with a veth pair born in a's namespace, its peer created directly in b's, with the sides' addresses, both up. */
+export async function link(a: Side, b: Side): Promise<void> {
+  const steps = [a, b].map(addresses);
+  await must(['ip', '-n', owned(a.ns), 'link', 'add', a.dev, 'type', 'veth', 'peer', 'name', b.dev, 'netns', owned(b.ns)]);
+  for (const [i, s] of [a, b].entries()) {
+    for (const argv of steps[i] ?? []) await must(argv);
+    await must(['ip', '-n', s.ns, 'link', 'set', s.dev, 'up']);
+  }
+}
+
+/** Adds a private address to an interface of ns (a service address on lo, say). */
+export async function addAddress(ns: string, dev: string, cidr: string): Promise<void> {
+  for (const argv of addresses({ ns: owned(ns), dev, cidrs: [cidr] })) await must(argv);
+}
+
+/** Routes a private destination in ns through a gateway on one of its links. */
+export async function addRoute(ns: string, cidr: string, via: string): Promise<void> {
+  if (!PRIVATE_CIDR.test(cidr)) throw new Error(`refusing to route ${cidr}: only 10.0.0.0/8 and fd00::/8`);
+  await must(['ip', '-n', owned(ns), 'route', 'add', cidr, 'via', via]);
+}
+
+/** Takes an interface of ns down or up (cuts a link without deleting it). */
+export async function setLink(ns: string, dev: string, state: 'up' | 'down'): Promise<void> {
+  await must(['ip', '-n', owned(ns), 'link', 'set', dev, state]);
+}
+
 /**
  * Creates both namespaces (after removing stale ones of the same names) and joins them with a veth pair
  * born inside the server namespace with its peer created directly in the client one: no step puts an
  * interface in the host namespace. On any failure both are removed again and the error names the step.
  */
 export async function createPair(server: Side, client: Side): Promise<void> {
-  for (const s of [server, client]) removeNamespace(s.ns);
   try {
-    const steps = [server, client].map(addresses);
-    for (const s of [server, client]) await must(['ip', 'netns', 'add', owned(s.ns)]);
-    await must(['ip', '-n', server.ns, 'link', 'add', server.dev, 'type', 'veth', 'peer', 'name', client.dev, 'netns', client.ns]);
-    for (const [i, s] of [server, client].entries()) {
-      for (const argv of steps[i] ?? []) await must(argv);
-      await must(['ip', '-n', s.ns, 'link', 'set', 'lo', 'up']);
-      await must(['ip', '-n', s.ns, 'link', 'set', s.dev, 'up']);
-    }
+    for (const s of [server, client]) await addNamespace(s.ns);
+    await link(server, client);
   } catch (err) {
     for (const s of [server, client]) removeNamespace(s.ns);
     throw err;

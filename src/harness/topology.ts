@@ -49,8 +49,17 @@ function hookExit(): void {
   }
 }
 
+/** Registers a namespace made elsewhere (the etcd harness) for removal on exit, SIGINT and SIGTERM. */
+export function removeAtExit(ns: string): void {
+  hookExit();
+  created.add(ns);
+}
+
+/** Removes a namespace registered with removeAtExit (or made by createTopology) now. */
+export const destroyNamespace = forget;
+
 /** Distinct subnets per tag: 10.<a>.<b>.0/24 and fd00:5e5a:<n>::/64 from a hash of the tag. */
-function subnetsFor(tag: string): { v4: string; v6: string } {
+export function subnetsFor(tag: string): { v4: string; v6: string } {
   const h = createHash('sha256').update(tag).digest();
   const a = h[0] ?? 0;
   const b = h[1] ?? 0;

@@ -51,6 +51,8 @@ export const LABEL = {
   keyId: 'sesame/v1/key-id',
   signature: 'sesame/v2/knock',
   replay: 'sesame/v2/replay',
+  /** Admin signature over a users document (server/users-signed.ts). */
+  usersDocument: 'sesame/v1/users-document',
 } as const;
 
 /** Lengths of the derived values and keys. */

@@ -1,5 +1,5 @@
 // The server config file: JSON checked against schema/config.schema.json, then turned into typed values with paths resolved. Operator input; every error names file, JSON path and expectation.
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { formatAccess, parseAccess } from '../protocol/access.ts';
 import type { Access } from '../protocol/access.ts';
 import { parseAddress } from '../protocol/address.ts';
@@ -28,7 +28,12 @@ export interface ServerConfig {
   readonly listen: readonly Address[];
   /** The server's private key files (config serverKeys, or the one serverKey): a knock to any of them is accepted. */
   readonly serverKeyPaths: readonly string[];
+  /** The users file; with the etcd source, the local copy of the last good signed document (users-etcd.ts). */
   readonly usersPath: string;
+  /** The etcd users source, or undefined for the users file. */
+  readonly etcd: EtcdSource | undefined;
+  /** Trusted admin public keys: resolved file paths or key lines (admin-keys.ts reads them). */
+  readonly adminKeys: readonly string[];
   readonly stateDir: string;
   readonly windowMs: number;
   readonly defaultDurationSeconds: number;
@@ -57,6 +62,14 @@ export interface ServerConfig {
   readonly metrics: MetricsListen | undefined;
 }
 
+export interface EtcdSource {
+  readonly endpoints: readonly string[];
+  readonly prefix: string;
+  /** Resolved paths of the PEM files. */
+  readonly tls: { readonly ca: string; readonly cert: string | undefined; readonly key: string | undefined } | undefined;
+  readonly auth: { readonly user: string; readonly passwordFile: string } | undefined;
+}
+
 /** The config as the schema guarantees it (optional keys may be absent). */
 interface ConfigFile {
   knockPort?: number;
@@ -64,7 +77,9 @@ interface ConfigFile {
   listen?: string[];
   serverKey?: string;
   serverKeys?: string[];
-  usersFile: string;
+  usersFile?: string;
+  users?: { etcd: { endpoints: string[]; prefix: string; tls?: { ca: string; cert?: string; key?: string }; auth?: { user: string; passwordFile: string } } };
+  adminKeys?: string[];
   stateDir?: string;
   freshnessWindowSeconds?: number;
   defaultDurationSeconds?: number;
@@ -128,6 +143,8 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
   if (defaultDurationSeconds > maxDurationSeconds) {
     problems.push(`${file}: /defaultDurationSeconds: ${defaultDurationSeconds} is more than maxDurationSeconds (${maxDurationSeconds})`);
   }
+  if (c.users !== undefined && c.adminKeys === undefined) problems.push(`${file}: /adminKeys: users.etcd needs the admin public keys that sign the users document`);
+  if (c.users?.etcd.tls === undefined && c.users?.etcd.endpoints.some((e) => e.startsWith('https:')) === true) problems.push(`${file}: /users/etcd/tls: https endpoints need tls.ca`);
   const base = dirname(resolve(file));
   const metrics = metricsListen(c.metrics, file, base, problems);
   if (problems.length > 0) throw invalid(problems);
@@ -139,7 +156,10 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
     ...(publicHost?.ok === true ? { publicHost: publicHost.value } : {}),
     listen: listen.filter((a) => a !== undefined),
     serverKeyPaths: (c.serverKeys ?? (c.serverKey === undefined ? [] : [c.serverKey])).map(path),
-    usersPath: path(c.usersFile),
+    usersPath: c.usersFile === undefined ? join(path(c.stateDir ?? DEFAULTS.stateDir), ETCD_COPY) : path(c.usersFile),
+    etcd: etcdSource(c.users?.etcd, path),
+    // A key line stays as it is; anything else is a file next to the config.
+    adminKeys: (c.adminKeys ?? []).map((k) => (/^\s*(sesame-ed25519|ssh-ed25519)\s/.test(k) ? k : path(k))),
     stateDir: path(c.stateDir ?? DEFAULTS.stateDir),
     windowMs: (c.freshnessWindowSeconds ?? DEFAULTS.freshnessWindowMs / 1000) * 1000,
     defaultDurationSeconds,
@@ -161,6 +181,19 @@ export function parseConfig(json: unknown, file: string): ServerConfig {
       kernelPerSourceBurst: limits.kernelPerSourceBurst ?? DEFAULT_LIMITS.kernelPerSourceBurst,
     },
     metrics,
+  };
+}
+
+/** The etcd source's local copy of the last good signed document, in stateDir. */
+export const ETCD_COPY = 'users-etcd.signed.json';
+
+function etcdSource(e: NonNullable<ConfigFile['users']>['etcd'] | undefined, path: (p: string) => string): EtcdSource | undefined {
+  if (e === undefined) return undefined;
+  return {
+    endpoints: e.endpoints,
+    prefix: e.prefix,
+    tls: e.tls === undefined ? undefined : { ca: path(e.tls.ca), cert: e.tls.cert === undefined ? undefined : path(e.tls.cert), key: e.tls.key === undefined ? undefined : path(e.tls.key) },
+    auth: e.auth === undefined ? undefined : { user: e.auth.user, passwordFile: path(e.auth.passwordFile) },
   };
 }
 

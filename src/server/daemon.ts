@@ -1,4 +1,4 @@
-// The daemon around the packet path: loads config, keys and users (refusing to start on any error), sets up the firewall table, feeds captured packets to the pipeline, and reloads the users file and the config (what a running daemon can change) until SIGTERM/SIGINT.
+// The daemon around the packet path: loads config, keys and users (refusing to start on any error), sets up the firewall table, feeds captured packets to the pipeline, and reloads the users file (or takes the etcd source's documents) and the config (what a running daemon can change) until SIGTERM/SIGINT.
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -13,6 +13,7 @@ import type { ServerKeys } from '../protocol/keys.ts';
 import { createLogger, DropLog } from './log.ts';
 import type { Logger } from './log.ts';
 import { fileSourceStatus, Metrics, serveMetrics } from './metrics.ts';
+import type { UsersSourceStatus } from './metrics.ts';
 import { countGrants } from './grant-count.ts';
 import { NftablesFirewall } from './nftables.ts';
 import { handlePacket } from './pipeline.ts';
@@ -26,6 +27,7 @@ import type { TokenElement } from './tokens.ts';
 import { loadServerKeys, openCapture, openReplay, setupFirewall, startCapture, warnDnatBypasses } from './startup.ts';
 import { loadUsers, revocationsIn, withRevoked } from './users.ts';
 import type { UserTable } from './users.ts';
+import { openEtcdUsers, usersSourceStatus } from './users-etcd.ts';
 import { keyChanges, lostOpenOther, policyChanges, policyView } from './users-diff.ts';
 import { DAEMON, DROP_LOG, RATE_LIMIT } from '../limits.ts';
 import { readJson, requireTrusted, trustProblems } from '../files.ts';
@@ -83,9 +85,10 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
   let config = initial;
   // Like sshd: files that others could have written are not trusted with who may open what.
   requireTrusted(config.file, 'config file', EXIT.config);
-  requireTrusted(config.usersPath, 'users file', EXIT.config);
+  const fleet = config.etcd === undefined ? undefined : openEtcdUsers(config, log);
+  if (fleet === undefined) requireTrusted(config.usersPath, 'users file', EXIT.config);
   let servers: readonly ServerKeys[] = loadServerKeys(config);
-  let users = loadUsers(config.usersPath);
+  let users = fleet?.initial ?? loadUsers(config.usersPath);
   const now = (): number => Date.now();
   const replay = openReplay(config, now);
   const drops = new DropLog(log, { ...DROP_LOG, now });
@@ -97,6 +100,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
   const abandon = async (err: unknown): Promise<never> => {
     await capture.close().catch(() => undefined);
     await firewall.stop().catch(() => undefined);
+    await fleet?.close();
     replay.close();
     throw err;
   };
@@ -130,7 +134,19 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     metrics,
   };
 
-  const reload = async (): Promise<void> => {
+  /** A new users table is in force: knocks see it at once, then the kernel follows. seenMs: when the change was read (revoke latency). */
+  const apply = async (next: UserTable, seenMs = performance.now()): Promise<void> => {
+    const before = users;
+    users = next; // from here on, knocks of revoked keys are refused
+    log.info({ event: 'users.reloaded', users: next.users.size, keys: next.keys.size }, 'users file loaded');
+    logChanges(log, before, next);
+    const narrowed = lostOpenOther(policyChanges(before, next));
+    const revoking = keyChanges(before, next).some((c) => c.kind === 'key.revoked');
+    const synced = await serially(() => trySyncKernel(firewall, next, log, { lostOpenOther: narrowed, previous: before }));
+    if (revoking && synced) metrics.revoked(performance.now() - seenMs);
+  };
+
+  const reloadFile = async (): Promise<void> => {
     const seenMs = performance.now();
     let next: UserTable;
     try {
@@ -146,15 +162,9 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
       if (keyChanges(users, next).length === 0) return;
       log.warn({ event: 'users.revocations_applied', file: config.usersPath }, 'the refused users file revokes keys: those revocations apply now, the rest of the last good version stays');
     }
-    const before = users;
-    users = next; // from here on, knocks of revoked keys are refused
-    log.info({ event: 'users.reloaded', users: next.users.size, keys: next.keys.size }, 'users file loaded');
-    logChanges(log, before, next);
-    const narrowed = lostOpenOther(policyChanges(before, next));
-    const revoking = keyChanges(before, next).some((c) => c.kind === 'key.revoked');
-    const synced = await serially(() => trySyncKernel(firewall, next, log, { lostOpenOther: narrowed, previous: before }));
-    if (revoking && synced) metrics.revoked(performance.now() - seenMs);
+    await apply(next, seenMs);
   };
+  const reload = fleet === undefined ? reloadFile : fleet.resync;
 
   // Server keys, limits, durations, log level and protected ports apply at once; the rest waits for a restart (logged).
   const reloadConfig = async (): Promise<void> => {
@@ -193,7 +203,12 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
       drops.record(DROP.internalError, source, { err: errorMessage(err).slice(0, 200) });
     }
   }).catch(abandon);
-  const endpoint = await serveMetrics(config.metrics, metrics, { drops: drops.totals, countGrants: () => countGrants(config.table), usersSource: usersFile.status, now, log }).catch(abandon);
+  // The etcd source's own words for its state, in the metrics' terms (an outage is "disconnected"; the sequence is the version).
+  const etcdStatus = (): UsersSourceStatus => {
+    const e = usersSourceStatus();
+    return { state: e.state === 'outage' ? 'disconnected' : e.state, lastSyncMs: e.lastSyncMs, version: e.documentVersion };
+  };
+  const endpoint = await serveMetrics(config.metrics, metrics, { drops: drops.totals, countGrants: () => countGrants(config.table), usersSource: fleet === undefined ? usersFile.status : etcdStatus, now, log }).catch(abandon);
 
   // Watch the directories: editors and `sesame user` replace files by rename, which a watch on the file itself would miss.
   const pending = new Map<string, NodeJS.Timeout>();
@@ -202,7 +217,11 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     clearTimeout(pending.get(file));
     pending.set(file, setTimeout(() => void task(), DAEMON.usersReloadDebounceMs));
   };
-  const watchers: FSWatcher[] = [watch(dirname(config.usersPath), onChange(config.usersPath, reload)), watch(dirname(config.file), onChange(config.file, reloadConfig))];
+  const watchers: FSWatcher[] = [...(fleet === undefined ? [watch(dirname(config.usersPath), onChange(config.usersPath, reload))] : []), watch(dirname(config.file), onChange(config.file, reloadConfig))];
+  fleet?.start((next) => {
+    metrics.reloaded('users', true);
+    return apply(next);
+  });
   onHup(() => void reloadAll());
 
   const housekeeping = setInterval(() => drops.flush(), DAEMON.housekeepingMs);
@@ -225,6 +244,7 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     process.off('SIGHUP', hup);
     await endpoint?.close();
     await capture.close();
+    await fleet?.close();
     await replay.durable().catch(() => {});
     replay.close();
     await kernel;

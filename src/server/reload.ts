@@ -1,9 +1,9 @@
-// What a config reload may change in a running daemon: server keys, limits, durations, log level and protected ports apply at once; the knock port, capture, table, state, users file and metrics endpoint need a restart. Pure functions over validated configs.
+// What a config reload may change in a running daemon: server keys, limits, durations, log level and protected ports apply at once; the knock port, capture, table, state, users file or etcd source, admin keys and metrics endpoint need a restart. Pure functions over validated configs.
 import { formatAccess } from '../protocol/access.ts';
 import type { ServerConfig } from './config.ts';
 
 /** Settings a running daemon cannot change: its socket or capture, its table, where its state is, and what its replay record was loaded with. */
-const RESTART_ONLY = ['knockPort', 'listen', 'capture', 'table', 'stateDir', 'usersPath', 'windowMs', 'limits.maxReplayEntries', 'metrics'] as const;
+const RESTART_ONLY = ['knockPort', 'listen', 'capture', 'table', 'stateDir', 'usersPath', 'etcd', 'adminKeys', 'windowMs', 'limits.maxReplayEntries', 'metrics'] as const;
 
 type Setting = (c: ServerConfig) => unknown;
 
@@ -26,6 +26,8 @@ const SETTINGS: Readonly<Record<string, Setting>> = {
   table: (c) => c.table,
   stateDir: (c) => c.stateDir,
   usersPath: (c) => c.usersPath,
+  etcd: (c) => c.etcd,
+  adminKeys: (c) => c.adminKeys,
   windowMs: (c) => c.windowMs,
   'limits.maxReplayEntries': (c) => c.limits.maxReplayEntries,
   metrics: (c) => c.metrics?.text ?? null,
@@ -54,6 +56,8 @@ export function planReload(running: ServerConfig, next: ServerConfig): ConfigRel
     table: running.table,
     stateDir: running.stateDir,
     usersPath: running.usersPath,
+    etcd: running.etcd,
+    adminKeys: running.adminKeys,
     windowMs: running.windowMs,
     limits: { ...next.limits, maxReplayEntries: running.limits.maxReplayEntries },
     metrics: running.metrics,

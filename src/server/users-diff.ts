@@ -3,7 +3,10 @@ import { formatAccess } from '../protocol/access.ts';
 import { cidrContains } from '../protocol/address.ts';
 import type { Address } from '../protocol/address.ts';
 import type { Access } from '../protocol/access.ts';
-import type { UserPolicy, UserTable } from './users.ts';
+import { toHex } from '../protocol/bytes.ts';
+import { parseUserPublicKey } from '../protocol/keyfile.ts';
+import { deriveKeyId } from '../protocol/keys.ts';
+import type { UserPolicy, UserTable, UsersFile } from './users.ts';
 
 export type KeyChange =
   | { readonly kind: 'key.added'; readonly keyId: string; readonly user: string }
@@ -64,4 +67,21 @@ export function grantFits(p: UserPolicy, address: Address, access: Access, expir
 /** Users who may no longer name another address to open: none of their grants is trusted to be for their own address. */
 export function lostOpenOther(changes: readonly PolicyChange[]): Set<string> {
   return new Set(changes.filter((c) => c.before.mayOpenOtherAddress && !c.after.mayOpenOtherAddress).map((c) => c.user));
+}
+
+/**
+ * Key ids revoked in `before` that the next document no longer lists in its revocation record (active or reinstated).
+ * `sesame user` never deletes a revocation, so a document without one is built on an older document (a rollback that
+ * a higher sequence would otherwise hide) and must not take effect.
+ */
+export function droppedRevocations(before: UserTable, next: UsersFile): string[] {
+  const listed = new Set<string>();
+  for (const r of next.revoked ?? []) {
+    try {
+      listed.add(toHex(deriveKeyId(parseUserPublicKey(r.key).key)));
+    } catch {
+      // a line that does not parse lists nothing (parseUsers refuses the document anyway)
+    }
+  }
+  return [...before.keys.values()].filter((k) => k.revoked && !listed.has(toHex(k.keyId))).map((k) => toHex(k.keyId));
 }

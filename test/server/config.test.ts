@@ -66,7 +66,7 @@ test('every config error names the file, the JSON path and what was expected', (
     [{ ...minimal, knockPort: 70000 }, /^\/x\/c\.json: \/knockPort: must be <= 65535$/m],
     [{ ...minimal, knockPort: '62201' }, /\/knockPort: must be integer/],
     [{ ...minimal, colour: 'blue' }, /\/x\/c\.json: \/: unknown key "colour"/],
-    [{ serverKey: 'k', protect: ['tcp/22'] }, /: \/: missing required key "usersFile"/],
+    [{ serverKey: 'k', protect: ['tcp/22'] }, /: \/: give exactly one of "usersFile", "users"/],
     [{ ...minimal, protect: ['icmp/1'] }, /\/protect\/0: does not match/],
     [{ ...minimal, protect: ['tcp/99999'] }, /\/protect\/0: expected tcp\/PORT or udp\/PORT with PORT 1-65535, got "tcp\/99999"/],
     [{ ...minimal, protect: [{ port: 'tcp/22', path: 'outside' }] }, /^\/x\/c\.json: \/protect\/0\/path: expected one of "both", "input", "forward"$/m],
