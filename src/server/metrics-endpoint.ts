@@ -1,8 +1,6 @@
 // The opt-in metrics endpoint: an HTTP listener on a loopback address (another only when the config says so) or a unix socket, answering GET and HEAD of /metrics and nothing else, with bounded connections and timeouts. Trusts nothing in a request: it only compares the method and the path.
 import { lstatSync, unlinkSync, chmodSync } from 'node:fs';
-import { createServer } from 'node:http';
 import type { ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { errnoCode, errorMessage, EXIT, OperatorError } from '../errors.ts';
 import { METRICS } from '../limits.ts';
@@ -56,6 +54,7 @@ async function clearStaleSocket(path: string): Promise<void> {
     throw err;
   }
   if (!socket) throw new OperatorError(`cannot open the metrics endpoint unix:${path}: the path exists and is not a socket (not replacing it)`, EXIT.network);
+  const { connect } = await import('node:net');
   const alive = await new Promise<boolean>((done) => {
     const c = connect(path);
     c.once('connect', () => { c.destroy(); done(true); });
@@ -77,6 +76,8 @@ export interface EndpointBounds {
 
 /** Starts listening; rejects with an OperatorError (exit 8) naming the address when it cannot. page() makes the body of each scrape. */
 export async function openMetricsEndpoint(listen: MetricsListen, page: () => Promise<string>, onError: (err: unknown) => void, bounds: EndpointBounds = METRICS): Promise<MetricsEndpoint> {
+  // Loaded here, not at start: every sesame command reads the config through this module, and node:http costs ~10-50 ms to load.
+  const { createServer } = await import('node:http');
   const timeouts = { requestTimeout: bounds.requestTimeoutMs, headersTimeout: bounds.requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, bounds.requestTimeoutMs) };
   const server = createServer({ ...timeouts, maxHeaderSize: METRICS.maxHeaderBytes }, (req, res) => {
     req.resume(); // a body, if any, is read and ignored
