@@ -110,7 +110,7 @@ console.log(edits);`;
     delete unrevoked.revoked;
     const cases: [string, string][] = [
       ['rollback', early],
-      ['unrevoked', f.signed(unrevoked, sequence)],
+      ['unrevoked', await f.signed(unrevoked, sequence)],
       ['unsigned', JSON.stringify(doc)],
       ['unknown_signer', signDocument(doc, Date.now() + 1_000_000, PREFIX, rogue)],
       ['bad_signature', good.replace('"sequence": ', '"sequence": 1')],

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildKnock, systemRandom } from '../../src/protocol/build.ts';
 import { toHex } from '../../src/protocol/bytes.ts';
-import { readUserSecretKey } from '../../src/protocol/keyfile.ts';
+import { loadSigningKey } from '../../src/protocol/keyfile.ts';
 import { deriveKeyId } from '../../src/protocol/keys.ts';
 import type { UserKeys } from '../../src/protocol/keys.ts';
 import { loadAdminKeys } from '../../src/server/admin-keys.ts';
@@ -161,15 +161,15 @@ export class Fleet {
   }
 
   /** doc signed by the admin key under a sequence after `after`. */
-  signed(doc: UsersFile, after: number): string {
-    return signDocument(doc, nextSequence(after, Date.now()), this.prefix, readUserSecretKey(this.adminKey));
+  async signed(doc: UsersFile, after: number): Promise<string> {
+    return signDocument(doc, nextSequence(after, Date.now()), this.prefix, (await loadSigningKey(this.adminKey)).keys);
   }
 
   /** Edits the document in etcd directly, signed with the admin key (test set-up, not the CLI under test). */
   async writeDirect(edit: (doc: UsersFile) => void): Promise<void> {
     const { doc, sequence } = await this.current();
     edit(doc);
-    await this.put(this.signed(doc, sequence));
+    await this.put(await this.signed(doc, sequence));
   }
 
   /** Waits for a matching event on every daemon, each from its mark in since. */
