@@ -76,7 +76,7 @@ test('every command in the README is in this test\'s table, and every table entr
 const sesameUser = spawnSync('getent', ['passwd', 'sesame']).status === 0;
 const skip = skipReason() ?? sshMissing() ?? (sesameUser ? 'a "sesame" user exists on this host: "server init" would give the key to it and the daemon would not run as root as here; test/e2e/package.test.ts covers that setup' : undefined);
 
-describe('the README\'s commands, run as its text', { skip }, () => {
+describe('the README\'s commands, run as its text', { skip, timeout: 300_000 }, () => {
   let topo: Topology;
   let root = '';
   let sshd: SshServer;
