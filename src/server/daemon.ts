@@ -183,16 +183,19 @@ async function start(initial: ServerConfig, log: Logger, hup: () => void, onHup:
     const plan = planReload(config, next);
     if (plan.needRestart.length > 0) log.warn({ event: 'config.restart_needed', settings: plan.needRestart }, 'these settings changed but apply only after a restart');
     config = plan.effective;
+    // The kernel's slot tokens follow the keys themselves: a key file replaced under the same name changes them too.
+    const keysChanged = nextServers.map((k) => fingerprint(k.publicKey)).join() !== servers.map((k) => fingerprint(k.publicKey)).join();
     servers = nextServers;
     deps = { ...deps, confirmPorts: config.confirmPorts, bounds: { defaultDurationSeconds: config.defaultDurationSeconds, maxDurationSeconds: config.maxDurationSeconds }, ...(plan.limiter ? { limiter: limiterFor(config, now) } : {}) };
-    await refreshTokens();
+    if (keysChanged) await refreshTokens();
     if (plan.firewall) await serially(() => setupFirewall(firewall, config, users, kernelTokens())).catch((err: unknown) => log.error({ event: 'config.firewall_failed', err: errorMessage(err) }, 'could not apply the new protected ports or limits to the table'));
     log.info({ event: 'config.reloaded', applied: plan.applied, serverKeys: servers.map((k) => fingerprint(k.publicKey)) }, 'config reloaded');
     log.level = config.logLevel; // after the line above, which would otherwise vanish when the level goes up
   };
+  // Users first: a revocation must not wait behind the config's nft work (new tokens, a new table set-up).
   const reloadAll = async (): Promise<void> => {
-    await reloadConfig();
     await reload();
+    await reloadConfig();
   };
 
   await startCapture(capture, config, (packet, source) => {
