@@ -130,7 +130,8 @@ describe('status, grant close, policy changes and one daemon per table, end to e
     assert.match(before, new RegExp(`udp dport ${KNOCK_PORT} `), "A's knock-port guard");
     assert.match(before, new RegExp(`tcp \\. ${PORT}`), "A's protected ports");
     // B differs in knock port and protected port, so anything it wrote into the table would show.
-    const dirB = makeServerDir({ knockPort: 62202, protect: ['tcp/2299'] });
+    // (Knock ports outside the default confirmation range 62202-62217, which A's own table names.)
+    const dirB = makeServerDir({ knockPort: 62302, protect: ['tcp/2299'] });
     otherDirs.push(dirB);
     const t0 = performance.now();
     const b = new Daemon(topo.server.ns, dirB.configPath);
@@ -145,15 +146,15 @@ describe('status, grant close, policy changes and one daemon per table, end to e
     await grantFor('alice', alice, topo.client.v4);
     assert.equal(await connect(topo.client.v4), true, 'A still grants');
 
-    const dirC = makeServerDir({ knockPort: 62203, protect: ['tcp/2224'], firewall: { table: 'sesame_c' } });
+    const dirC = makeServerDir({ knockPort: 62303, protect: ['tcp/2224'], firewall: { table: 'sesame_c' } });
     otherDirs.push(dirC);
     const c = new Daemon(topo.server.ns, dirC.configPath);
     others.push(c);
     await c.event('server.started', 10_000);
-    assert.match(await table('sesame_c'), /udp dport 62203 /);
+    assert.match(await table('sesame_c'), /udp dport 62303 /);
     const after = await table('sesame');
     assert.match(after, new RegExp(`udp dport ${KNOCK_PORT} `));
-    assert.doesNotMatch(after, /62202|62203|2299|2224/, "neither B nor C wrote into A's table");
+    assert.doesNotMatch(after, /62302|62303|2299|2224/, "neither B nor C wrote into A's table");
     await c.kill('SIGTERM');
     assert.equal(await connect(topo.client.v4), true, 'A still grants');
   });
