@@ -59,6 +59,8 @@ cp "$repo/package-lock.json" "$lib/package-lock.json"
 rm -rf "$lib/package-lock.json" "$nm/.package-lock.json" "$nm/.bin" "$nm/nan" "$nm/msgpackr-extract" "$nm/@msgpackr-extract" \
   "$nm/node-gyp-build-optional-packages" "$nm/detect-libc" "$nm/cpu-features" "$nm/buildcheck" "$nm/ssh2/lib/protocol/crypto/src" "$nm/ssh2/lib/protocol/crypto/build" \
   "$nm/ssh2/install.js"
+# Nested .bin directories hold npm's command shims (symbolic links, e.g. grpc-js's proto-loader-gen-types): sesame runs none.
+find "$nm" -depth -type d -name .bin -exec rm -rf {} +
 find "$nm" -type f \( -name '*.md' -o -name '*.markdown' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
   -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.prettierrc*' -o -name '.editorconfig' -o -name 'tsconfig*.json' \
   -o -name '*.yml' -o -name '*.yaml' -o -name '*.gyp' -o -name '*.gypi' \) -delete
