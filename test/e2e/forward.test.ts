@@ -114,7 +114,12 @@ describe('published ports on the forward path end to end', { skip }, () => {
 
   test('control: without sesame, the published ports reach the container through DNAT and forwarding', async () => {
     for (const port of [DOCKER, VM, INPUT_ONLY, REDIRECTED]) assert.equal(await connect(port, topo.client.v4), true, `tcp/${port} before sesame`);
-    assert.equal(await tcpConnect(topo.client.ns, topo.server.v6, DOCKER, CONNECT_MS, topo.client.v6), true, `tcp/${DOCKER} over IPv6 before sesame`);
+    // IPv6 through a fresh namespace can take a moment (neighbour discovery across two hops): the control waits for it, up
+    // to 10 s, so that later "closed" verdicts over IPv6 mean sesame and not a path that was never up.
+    const deadline = Date.now() + 10_000;
+    let v6 = false;
+    while (!(v6 = await tcpConnect(topo.client.ns, topo.server.v6, DOCKER, CONNECT_MS, topo.client.v6)) && Date.now() < deadline) await sleep(250);
+    assert.equal(v6, true, `tcp/${DOCKER} over IPv6 before sesame`);
   });
 
   test('at start, the input-only port that DNAT takes past the input hook is warned about, naming the rule; the others are not', async () => {
