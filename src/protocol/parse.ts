@@ -3,13 +3,13 @@
 import { Unpackr } from 'msgpackr/unpack';
 import type { Access } from './access.ts';
 import { addressFromBytes, isV4Mapped } from './address.ts';
-import type { Address } from './address.ts';
 import { keyId } from './bytes.ts';
 import type { KeyId } from './bytes.ts';
 import { CEILING } from '../limits.ts';
 import { compileSchema } from '../schema.ts';
 import { INNER, MAX_PACKET_BYTES, MIN_PACKET_BYTES, V1_PACKET_BYTES, WIRE } from './layout.ts';
 import { isCanonicalAccess, writePayload } from './payload.ts';
+import type { PayloadFields } from './payload.ts';
 import { DROP, drop, ok } from './reasons.ts';
 import type { Result } from './reasons.ts';
 
@@ -30,15 +30,8 @@ export interface InnerPacket {
   readonly payloadBytes: Uint8Array;
 }
 
-export interface Payload {
-  readonly timestampMs: number;
-  readonly nonce: Uint8Array;
-  readonly access: readonly Access[];
-  readonly durationSeconds?: number;
-  readonly openAddress?: Address;
-  /** Wire key "c": the TCP port, from the server's confirmation range, that the client probes after the knock. */
-  readonly confirmPort?: number;
-}
+/** The decoded payload: the same fields the canonical encoding writes (payload.ts), so the two cannot drift apart. */
+export type Payload = PayloadFields;
 
 const startsWith = (packet: Uint8Array, header: Uint8Array): boolean => header.every((b, i) => packet[i] === b);
 
